@@ -1,0 +1,12 @@
+//! The commands of the binary, each taking its validated configuration.
+
+pub mod scan;
+
+/// How a command ends: the process exit code of the interfaces contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: fine.
+    Ok,
+    /// 2: the `--fail-on` gate tripped.
+    GateTripped,
+}

@@ -1,0 +1,111 @@
+//! `iacwatch scan`: one pass over the roots, printed as a table or as the API's JSON document.
+
+use std::collections::BTreeSet;
+use std::io::{IsTerminal, Write};
+
+use anyhow::Context;
+use chrono::{TimeDelta, Utc};
+
+use super::Exit;
+use crate::cli::Format;
+use crate::config::ScanConfig;
+use crate::liveness::SystemProbe;
+use crate::model::ReasonCode;
+use crate::report::{self, Counts, WorkspaceView};
+use crate::scan::{ScanResult, Scanner, sort};
+
+/// Runs a scan and writes its output to `out`.
+pub fn run(config: &ScanConfig, out: &mut dyn Write) -> anyhow::Result<Exit> {
+    let probe = match &config.common.hostname {
+        Some(host) => SystemProbe::with_host(host),
+        None => SystemProbe::new(),
+    };
+    let scanner = Scanner {
+        discover: config.common.discover.clone(),
+        policy: config.common.policy,
+        probe: &probe,
+    };
+    let now = config.now.unwrap_or_else(Utc::now);
+    let (mut result, errors) = scanner.scan(&config.common.roots, now);
+    if let Some(err) = errors.into_iter().next() {
+        return Err(err.into());
+    }
+    if config.now.is_none() {
+        settle(&scanner, config, &mut result);
+    }
+    let generated_at = config.now.unwrap_or_else(Utc::now);
+    let counts = Counts::of(result.workspaces.iter().map(|w| w.verdict.status));
+    let tripped = result
+        .workspaces
+        .iter()
+        .any(|w| config.fail_on.contains(&w.verdict.status));
+    let shown = result
+        .workspaces
+        .iter()
+        .filter(|w| config.status.is_empty() || config.status.contains(&w.verdict.status))
+        .map(|w| WorkspaceView::new(w, None));
+    let doc = report::document(generated_at, counts, shown, &result.problems);
+    match config.format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *out, &doc).context("writing the JSON document")?;
+            writeln!(out)?;
+        }
+        Format::Table => {
+            let colours = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            let roots: BTreeSet<_> = config.common.roots.iter().map(|r| &r.label).collect();
+            out.write_all(report::table(&doc, colours, roots.len() > 1).as_bytes())?;
+        }
+    }
+    out.flush()?;
+    Ok(if tripped { Exit::GateTripped } else { Exit::Ok })
+}
+
+/// A state file caught mid-write has no earlier reading to fall back on in a one-shot scan: wait
+/// until it has settled (a few seconds at most) and read its directory again.
+fn settle(scanner: &Scanner<'_>, config: &ScanConfig, result: &mut ScanResult) {
+    let deadline = Utc::now()
+        + TimeDelta::from_std(config.common.policy.settle_time * 3).unwrap_or(TimeDelta::MAX);
+    loop {
+        let settling: BTreeSet<(String, String)> = result
+            .workspaces
+            .iter()
+            .filter(|w| {
+                w.verdict
+                    .reasons
+                    .iter()
+                    .any(|r| r.code == ReasonCode::StateSettling)
+            })
+            .map(|w| (w.root.clone(), w.path.clone()))
+            .collect();
+        let Some(wake) = result
+            .workspaces
+            .iter()
+            .filter_map(|w| w.verdict.recheck_at)
+            .filter(|_| !settling.is_empty())
+            .min()
+        else {
+            return;
+        };
+        let now = Utc::now();
+        if now >= deadline {
+            return;
+        }
+        if let Ok(wait) = (wake.min(deadline) - now).to_std() {
+            std::thread::sleep(wait + std::time::Duration::from_millis(20));
+        }
+        let now = Utc::now();
+        for (label, rel) in settling {
+            let Some(root) = config.common.roots.iter().find(|r| r.label == label) else {
+                continue;
+            };
+            result
+                .workspaces
+                .retain(|w| !(w.root == label && w.path == rel));
+            match scanner.read_dir(root, &rel, now, &|_| None) {
+                Ok(mut found) => result.workspaces.append(&mut found),
+                Err(problem) => result.problems.push(problem),
+            }
+        }
+        sort(&mut result.workspaces);
+    }
+}

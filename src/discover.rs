@@ -1,0 +1,247 @@
+//! Discovery: which directories under a root are workspace directories.
+//!
+//! A directory is one when it directly holds a state, `.terraform/`, a lock file, a plan JSON,
+//! `errored.tfstate`, the `.iacwatch/` marker folder, or `terragrunt.hcl`. Caches, `.git`,
+//! `node_modules` and the folders Terraform keeps inside a workspace are never descended into.
+//! Each top-level directory of a root is walked in parallel.
+
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use globset::GlobSet;
+use rayon::prelude::*;
+use walkdir::{DirEntry, WalkDir};
+
+/// What the walk may do.
+#[derive(Clone, Debug, Default)]
+pub struct DiscoverOptions {
+    pub follow_symlinks: bool,
+    /// Globs over paths relative to the root; a match prunes the whole subtree.
+    pub exclude: GlobSet,
+}
+
+/// A directory or file that could not be walked. The scan goes on without it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalkProblem {
+    /// Relative to the root.
+    pub path: String,
+    /// Bounded: `symlink_loop`, `permission_denied`, `io`.
+    pub kind: &'static str,
+    pub message: String,
+}
+
+/// Why a root cannot be scanned at all.
+#[derive(Debug, thiserror::Error)]
+pub enum RootError {
+    #[error("root {0} does not exist")]
+    Missing(PathBuf),
+    #[error("root {0} is not a directory")]
+    NotADirectory(PathBuf),
+    #[error("root {path} cannot be read: {kind}")]
+    Unreadable {
+        path: PathBuf,
+        kind: std::io::ErrorKind,
+    },
+}
+
+/// Folders that are never workspace directories of their own, nor hold any.
+pub const PRUNED: [&str; 6] = [
+    ".git",
+    "node_modules",
+    ".terraform",
+    "terraform.tfstate.d",
+    ".iacwatch",
+    ".terragrunt-cache",
+];
+
+/// True when `name` (an entry directly inside a directory) makes that directory a workspace.
+pub fn is_marker(name: &str, is_dir: bool) -> bool {
+    if is_dir {
+        matches!(name, "terraform.tfstate.d" | ".terraform" | ".iacwatch")
+    } else {
+        matches!(
+            name,
+            "terraform.tfstate"
+                | ".terraform.lock.hcl"
+                | ".terraform.tfstate.lock.info"
+                | "errored.tfstate"
+                | "terragrunt.hcl"
+        ) || is_plan_json(name)
+    }
+}
+
+/// `plan.json`, `tfplan.json`, `*.tfplan.json`, `*.plan.json`.
+pub fn is_plan_json(name: &str) -> bool {
+    name == "plan.json"
+        || name == "tfplan.json"
+        || name.ends_with(".tfplan.json")
+        || name.ends_with(".plan.json")
+}
+
+/// The path of `path` relative to `root`, with `/` separators; `.` for the root itself.
+pub fn relative(root: &Path, path: &Path) -> String {
+    match path.strip_prefix(root) {
+        Ok(rel) if rel.as_os_str().is_empty() => ".".to_owned(),
+        Ok(rel) => rel.to_string_lossy().replace('\\', "/"),
+        Err(_) => path.to_string_lossy().into_owned(),
+    }
+}
+
+/// Checks that a root can be walked.
+pub fn check_root(root: &Path) -> Result<(), RootError> {
+    match std::fs::metadata(root) {
+        Ok(meta) if meta.is_dir() => match std::fs::read_dir(root) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(RootError::Unreadable {
+                path: root.to_owned(),
+                kind: e.kind(),
+            }),
+        },
+        Ok(_) => Err(RootError::NotADirectory(root.to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(RootError::Missing(root.to_owned()))
+        }
+        Err(e) => Err(RootError::Unreadable {
+            path: root.to_owned(),
+            kind: e.kind(),
+        }),
+    }
+}
+
+/// Finds the workspace directories under `root` (relative paths, sorted).
+pub fn discover(
+    root: &Path,
+    options: &DiscoverOptions,
+) -> Result<(Vec<String>, Vec<WalkProblem>), RootError> {
+    check_root(root)?;
+    let found = Mutex::new(BTreeSet::new());
+    let problems = Mutex::new(Vec::new());
+    // The root's own entries first, one level deep; then each subdirectory in parallel.
+    let mut subdirs = Vec::new();
+    walk(root, root, Some(1), options, &found, &problems, |entry| {
+        if entry.depth() == 1 && is_dir(entry, options.follow_symlinks) {
+            subdirs.push(entry.path().to_owned());
+        }
+    });
+    subdirs
+        .par_iter()
+        .for_each(|dir| walk(root, dir, None, options, &found, &problems, |_| {}));
+    let mut problems = problems.into_inner().unwrap_or_default();
+    problems.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok((
+        found.into_inner().unwrap_or_default().into_iter().collect(),
+        problems,
+    ))
+}
+
+fn is_dir(entry: &DirEntry, follow: bool) -> bool {
+    entry.file_type().is_dir() || (follow && entry.path_is_symlink() && entry.path().is_dir())
+}
+
+fn walk(
+    root: &Path,
+    start: &Path,
+    max_depth: Option<usize>,
+    options: &DiscoverOptions,
+    found: &Mutex<BTreeSet<String>>,
+    problems: &Mutex<Vec<WalkProblem>>,
+    mut visit: impl FnMut(&DirEntry),
+) {
+    let mut walker = WalkDir::new(start).follow_links(options.follow_symlinks);
+    if let Some(depth) = max_depth {
+        walker = walker.max_depth(depth);
+    }
+    let mut local = Vec::new();
+    let iter = walker.into_iter().filter_entry(|entry| {
+        let name = entry.file_name().to_string_lossy();
+        let dir = is_dir(entry, options.follow_symlinks);
+        if entry.depth() > 0 && is_marker(&name, dir) {
+            if let Some(parent) = entry.path().parent() {
+                local.push(relative(root, parent));
+            }
+        }
+        if entry.depth() == 0 {
+            return true;
+        }
+        let rel = relative(root, entry.path());
+        if options.exclude.is_match(&rel) {
+            return false;
+        }
+        !(dir && PRUNED.contains(&name.as_ref()))
+    });
+    let mut errors = Vec::new();
+    for item in iter {
+        match item {
+            Ok(entry) => visit(&entry),
+            Err(err) => errors.push(walk_problem(root, &err)),
+        }
+    }
+    found
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .extend(local);
+    problems
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .extend(errors);
+}
+
+fn walk_problem(root: &Path, err: &walkdir::Error) -> WalkProblem {
+    let path = err
+        .path()
+        .map(|p| relative(root, p))
+        .unwrap_or_else(|| ".".into());
+    if let Some(ancestor) = err.loop_ancestor() {
+        return WalkProblem {
+            message: format!("symbolic link loop back to {}", relative(root, ancestor)),
+            path,
+            kind: "symlink_loop",
+        };
+    }
+    match err.io_error().map(std::io::Error::kind) {
+        Some(std::io::ErrorKind::PermissionDenied) => WalkProblem {
+            message: "permission denied: skipped".into(),
+            path,
+            kind: "permission_denied",
+        },
+        Some(kind) => WalkProblem {
+            message: format!("cannot be read ({kind}): skipped"),
+            path,
+            kind: "io",
+        },
+        None => WalkProblem {
+            message: "cannot be walked: skipped".into(),
+            path,
+            kind: "io",
+        },
+    }
+}
+
+/// True for file names that are configuration of a workspace directory.
+pub fn is_config(name: &str) -> bool {
+    const SUFFIXES: [&str; 6] = [
+        ".tf",
+        ".tf.json",
+        ".tofu",
+        ".tofu.json",
+        ".tfvars",
+        ".tfvars.json",
+    ];
+    SUFFIXES.iter().any(|s| name.ends_with(s))
+        || matches!(
+            name,
+            ".terraform.lock.hcl" | ".terraform-version" | ".opentofu-version" | "terragrunt.hcl"
+        )
+}
+
+/// True for `crash.log` and `crash.<n>.log`.
+pub fn is_crash_log(name: &str) -> bool {
+    name == "crash.log" || (name.starts_with("crash.") && name.ends_with(".log"))
+}
+
+/// File name as text, for matching.
+pub fn name_of(name: &OsStr) -> std::borrow::Cow<'_, str> {
+    name.to_string_lossy()
+}

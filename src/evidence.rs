@@ -1,0 +1,96 @@
+//! Evidence: everything read about one workspace, as plain data, ready for the classifier.
+//!
+//! The reader (`read`) fills it from disk; tests build it by hand or from fixtures. Times are file
+//! modification times unless a field says otherwise.
+
+use chrono::{DateTime, Utc};
+
+use crate::artifact::ParseError;
+use crate::artifact::marker::{LastRun, PipelineLock};
+use crate::artifact::plan::PlanSummary;
+use crate::artifact::state::StateMeta;
+use crate::artifact::tflock::TerraformLock;
+
+/// One artifact: where it is (relative to the root), when it was last written, what it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Artifact<T> {
+    pub path: String,
+    pub modified: DateTime<Utc>,
+    pub content: T,
+}
+
+/// A file whose presence and time are the evidence (crash logs, `errored.tfstate`, config).
+pub type Stamp = Artifact<()>;
+
+/// What the state file held when it was read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StateReading {
+    /// 0 bytes: Terraform reads it as no state (taking a lock creates such a file).
+    Empty,
+    Parsed(StateMeta),
+    Unreadable(ParseError),
+}
+
+/// Whether the process behind a lock still exists, as far as this machine can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// A process holds the lock (an OS lock is held, or the pid exists on this host).
+    Alive,
+    /// Nobody holds it: the process that took it is gone.
+    Gone,
+    /// Cannot be checked from here (another host, a remote file system).
+    Unknown,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observed<T> {
+    pub content: Result<T, ParseError>,
+    pub holder: Holder,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Evidence {
+    /// The live state: `terraform.tfstate`, the named workspace's, or the pipeline's snapshot.
+    pub state: Option<Artifact<StateReading>>,
+    /// The state read before this one, kept while a rewrite settles.
+    pub previous_state: Option<StateMeta>,
+    pub terraform_lock: Option<Artifact<Observed<TerraformLock>>>,
+    pub pipeline_lock: Option<Artifact<Observed<PipelineLock>>>,
+    pub last_run: Option<Artifact<Result<LastRun, ParseError>>>,
+    /// Every plan JSON file that belongs to the workspace, in no particular order.
+    pub plans: Vec<Artifact<Result<PlanSummary, ParseError>>>,
+    pub errored_state: Option<Stamp>,
+    /// The newest crash log.
+    pub crash_log: Option<Stamp>,
+    /// The newest configuration file of the workspace directory.
+    pub newest_config: Option<Stamp>,
+    /// Backend type from `.terraform/terraform.tfstate`.
+    pub backend: Option<String>,
+    /// Other artifacts that could not be read (the backend file, a marker directory, ...).
+    pub problems: Vec<Artifact<ParseError>>,
+}
+
+impl Evidence {
+    /// True when the backend keeps state elsewhere than this directory.
+    pub fn remote_backend(&self) -> bool {
+        self.backend.as_deref().is_some_and(|b| b != "local")
+    }
+
+    /// The newest time of anything read: a fallback for when a status began.
+    pub fn newest_artifact_time(&self) -> Option<DateTime<Utc>> {
+        let times = [
+            self.state.as_ref().map(|a| a.modified),
+            self.terraform_lock.as_ref().map(|a| a.modified),
+            self.pipeline_lock.as_ref().map(|a| a.modified),
+            self.last_run.as_ref().map(|a| a.modified),
+            self.errored_state.as_ref().map(|a| a.modified),
+            self.crash_log.as_ref().map(|a| a.modified),
+            self.newest_config.as_ref().map(|a| a.modified),
+        ];
+        times
+            .into_iter()
+            .flatten()
+            .chain(self.plans.iter().map(|p| p.modified))
+            .max()
+    }
+}

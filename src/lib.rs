@@ -1,0 +1,34 @@
+//! iacwatch: finds Terraform and OpenTofu workspaces under root directories, reads what Terraform
+//! and pipelines leave there, and tells for each workspace which of seven statuses it is in, and
+//! why.
+//!
+//! Data flows one way:
+//!
+//! ```text
+//! roots --discover--> workspace dirs --read--> evidence --classify--> status + reasons --report--> output
+//! ```
+//!
+//! Layout:
+//! - `model`: statuses, flags, reason codes (the vocabulary).
+//! - `artifact`: pure parsers, bytes in, metadata out (state, plan, Terraform lock, pipeline markers,
+//!   backend configuration).
+//! - `evidence`: what was read about one workspace, as plain data.
+//! - `classify`: the pure classifier (evidence + now + policy -> verdict).
+//! - `discover`, `read`, `liveness`: the edge that does IO (walking, reading, asking the OS who
+//!   holds a lock).
+//! - `scan`: discover + read + classify over all roots, in parallel.
+//! - `report`: the JSON views and the table.
+//! - `cli`, `config`, `command`: the command line, its validation, and the commands.
+
+pub mod artifact;
+pub mod classify;
+pub mod cli;
+pub mod command;
+pub mod config;
+pub mod discover;
+pub mod evidence;
+pub mod liveness;
+pub mod model;
+pub mod read;
+pub mod report;
+pub mod scan;

@@ -1,0 +1,442 @@
+//! Reading one workspace directory: list it once, find each artifact, read it, and assemble the
+//! evidence of each of its CLI workspaces.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+use walkdir::WalkDir;
+
+use crate::artifact::{self, ParseError};
+use crate::discover::{self, PRUNED, is_config, is_crash_log, is_plan_json};
+use crate::evidence::{Artifact, Evidence, Holder, Observed, Stamp, StateReading};
+use crate::liveness::Probe;
+
+/// Files larger than this are parsed from a reader in constant memory instead of being held.
+pub const STREAM_ABOVE: u64 = 256 << 20;
+
+/// One CLI workspace of a directory, with what was read for it.
+#[derive(Clone, Debug)]
+pub struct WorkspaceEvidence {
+    pub name: String,
+    pub evidence: Evidence,
+}
+
+/// Why a whole directory could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{path} cannot be read ({kind})")]
+pub struct DirError {
+    pub path: String,
+    pub kind: std::io::ErrorKind,
+}
+
+/// Where each artifact of a directory is, before anything is read.
+#[derive(Default)]
+struct Listing {
+    state: Option<PathBuf>,
+    lock: Option<PathBuf>,
+    named: BTreeMap<String, PathBuf>,
+    uses_named: bool,
+    dot_terraform: Option<PathBuf>,
+    errored: Option<PathBuf>,
+    crash_logs: Vec<PathBuf>,
+    plans: Vec<PathBuf>,
+    markers: BTreeMap<String, PathBuf>,
+    config: Vec<PathBuf>,
+    terragrunt: bool,
+    terragrunt_cache: Option<PathBuf>,
+}
+
+impl Listing {
+    fn of(dir: &Path) -> Result<Listing, std::io::Error> {
+        let mut listing = Listing::default();
+        for entry in fs::read_dir(dir)? {
+            let Ok(entry) = entry else { continue };
+            let name = discover::name_of(&entry.file_name()).into_owned();
+            let path = entry.path();
+            let is_dir = path.is_dir();
+            match name.as_str() {
+                "terraform.tfstate" if !is_dir => listing.state = Some(path),
+                ".terraform.tfstate.lock.info" if !is_dir => listing.lock = Some(path),
+                "terraform.tfstate.d" if is_dir => {
+                    listing.uses_named = true;
+                    listing.named = subdirectories(&path);
+                }
+                ".terraform" if is_dir => listing.dot_terraform = Some(path),
+                ".iacwatch" if is_dir => listing.markers = subdirectories(&path),
+                ".terragrunt-cache" if is_dir => listing.terragrunt_cache = Some(path),
+                "errored.tfstate" if !is_dir => listing.errored = Some(path),
+                _ if is_dir => {}
+                _ if is_plan_json(&name) => listing.plans.push(path),
+                _ if is_crash_log(&name) => listing.crash_logs.push(path),
+                _ => {
+                    if name == "terragrunt.hcl" {
+                        listing.terragrunt = true;
+                    }
+                    if is_config(&name) {
+                        listing.config.push(path);
+                    }
+                }
+            }
+        }
+        Ok(listing)
+    }
+
+    /// Takes what Terragrunt's working copy holds and this unit directory does not.
+    fn merge_working_copy(&mut self, copy: Listing) {
+        self.state = self.state.take().or(copy.state);
+        self.lock = self.lock.take().or(copy.lock);
+        if self.named.is_empty() {
+            self.named = copy.named;
+            self.uses_named |= copy.uses_named;
+        }
+        self.dot_terraform = self.dot_terraform.take().or(copy.dot_terraform);
+        self.errored = self.errored.take().or(copy.errored);
+        self.crash_logs.extend(copy.crash_logs);
+        self.plans.extend(copy.plans);
+        self.config.extend(copy.config);
+    }
+}
+
+fn subdirectories(dir: &Path) -> BTreeMap<String, PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return BTreeMap::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| (discover::name_of(&e.file_name()).into_owned(), e.path()))
+        .filter(|(name, _)| valid_workspace_name(name))
+        .collect()
+}
+
+/// Terraform workspace names are short and printable; anything else is not a workspace folder.
+fn valid_workspace_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 90
+        && !name.starts_with('.')
+        && name.chars().all(|c| !c.is_control() && c != '/')
+}
+
+/// The working copy Terragrunt ran last: the most recently written directory holding Terraform's
+/// working files inside `.terragrunt-cache`.
+fn terragrunt_working_copy(cache: &Path) -> Option<PathBuf> {
+    WalkDir::new(cache)
+        .max_depth(8)
+        .into_iter()
+        .filter_entry(|e| {
+            e.depth() == 0
+                || !(e.file_type().is_dir()
+                    && PRUNED.contains(&e.file_name().to_string_lossy().as_ref())
+                    && e.file_name() != ".terraform")
+        })
+        .flatten()
+        .filter(|e| e.file_type().is_dir() && e.file_name() == ".terraform")
+        .filter_map(|e| {
+            let dir = e.path().parent()?.to_owned();
+            let newest = [dir.join("terraform.tfstate"), e.path().to_owned()]
+                .iter()
+                .filter_map(|p| fs::metadata(p).and_then(|m| m.modified()).ok())
+                .max()?;
+            Some((newest, dir))
+        })
+        .max()
+        .map(|(_, dir)| dir)
+}
+
+fn to_utc(time: SystemTime) -> DateTime<Utc> {
+    DateTime::<Utc>::from(time)
+}
+
+/// Reads a whole directory. `previous` gives the last good state of a workspace, kept while its
+/// state file is being rewritten.
+pub fn read_directory(
+    root: &Path,
+    rel: &str,
+    probe: &dyn Probe,
+    previous: &dyn Fn(&str) -> Option<crate::artifact::state::StateMeta>,
+) -> Result<Vec<WorkspaceEvidence>, DirError> {
+    let dir = if rel == "." {
+        root.to_owned()
+    } else {
+        root.join(rel)
+    };
+    let mut listing = Listing::of(&dir).map_err(|e| DirError {
+        path: rel.to_owned(),
+        kind: e.kind(),
+    })?;
+    if listing.terragrunt
+        && let Some(cache) = &listing.terragrunt_cache
+        && let Some(copy) = terragrunt_working_copy(cache)
+        && let Ok(copy) = Listing::of(&copy)
+    {
+        listing.merge_working_copy(copy);
+    }
+    let reader = Reader { root, probe };
+    let mut problems = Vec::new();
+    let (selected, backend) = match &listing.dot_terraform {
+        Some(dot) => reader.dot_terraform(dot, &mut problems),
+        None => ("default".to_owned(), None),
+    };
+    let mut names = BTreeSet::new();
+    if listing.state.is_some() || !listing.uses_named {
+        names.insert("default".to_owned());
+    }
+    names.extend(listing.named.keys().cloned());
+    names.extend(listing.markers.keys().cloned());
+    if selected != "default" {
+        names.insert(selected.clone());
+    }
+    let newest_config = listing
+        .config
+        .iter()
+        .filter_map(|p| reader.stamp(p))
+        .max_by_key(|s| s.modified);
+    let crash_log = listing
+        .crash_logs
+        .iter()
+        .filter_map(|p| reader.stamp(p))
+        .max_by_key(|s| s.modified);
+    let errored_state = listing.errored.as_deref().and_then(|p| reader.stamp(p));
+    let dir_plans: Vec<_> = listing
+        .plans
+        .iter()
+        .filter_map(|p| reader.plan(p))
+        .collect();
+
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let marker_dir = listing.markers.get(&name);
+        let (state_path, lock_path) = if name == "default" {
+            (listing.state.clone(), listing.lock.clone())
+        } else {
+            match listing.named.get(&name) {
+                Some(dir) => (
+                    Some(dir.join("terraform.tfstate")),
+                    Some(dir.join(".terraform.tfstate.lock.info")),
+                ),
+                None => (None, None),
+            }
+        };
+        let local_state = state_path.as_deref().and_then(|p| reader.state(p));
+        let state =
+            local_state.or_else(|| marker_dir.and_then(|d| reader.state(&d.join("state.json"))));
+        let terraform_lock = lock_path.as_deref().and_then(|lock| {
+            let state_file = state_path
+                .clone()
+                .unwrap_or_else(|| lock.with_file_name("terraform.tfstate"));
+            reader.terraform_lock(lock, &state_file)
+        });
+        let is_selected = name == selected;
+        let mut plans = if is_selected {
+            dir_plans.clone()
+        } else {
+            Vec::new()
+        };
+        plans.extend(marker_dir.and_then(|d| reader.plan(&d.join("plan.json"))));
+        let evidence = Evidence {
+            state,
+            previous_state: previous(&name),
+            terraform_lock,
+            pipeline_lock: marker_dir.and_then(|d| reader.pipeline_lock(&d.join("lock.json"))),
+            last_run: marker_dir.and_then(|d| reader.last_run(&d.join("last-run.json"))),
+            plans,
+            errored_state: errored_state.clone().filter(|_| is_selected),
+            crash_log: crash_log.clone().filter(|_| is_selected),
+            newest_config: newest_config.clone(),
+            backend: backend.clone(),
+            problems: problems.clone(),
+        };
+        out.push(WorkspaceEvidence { name, evidence });
+    }
+    Ok(out)
+}
+
+/// Reads single artifacts, naming them relative to the root.
+struct Reader<'a> {
+    root: &'a Path,
+    probe: &'a dyn Probe,
+}
+
+/// An opened artifact: its time, and either its bytes or (when large) the open file.
+enum Body {
+    Bytes(Vec<u8>),
+    Large(File),
+}
+
+impl Reader<'_> {
+    fn rel(&self, path: &Path) -> String {
+        discover::relative(self.root, path)
+    }
+
+    /// Opens a file and reads it (or keeps it open, when large). `None` when it does not exist.
+    fn open(&self, path: &Path) -> Option<(DateTime<Utc>, Result<Body, ParseError>)> {
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                let modified = fs::symlink_metadata(path)
+                    .and_then(|m| m.modified())
+                    .map(to_utc)
+                    .ok()?;
+                return Some((modified, Err(ParseError::Io { kind: e.kind() })));
+            }
+        };
+        let meta = match file.metadata() {
+            Ok(meta) if meta.is_file() => meta,
+            Ok(_) => return None,
+            Err(e) => return Some((Utc::now(), Err(ParseError::Io { kind: e.kind() }))),
+        };
+        let modified = meta.modified().map(to_utc).unwrap_or_else(|_| Utc::now());
+        if meta.len() > STREAM_ABOVE {
+            return Some((modified, Ok(Body::Large(file))));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
+        let body = match (&file).read_to_end(&mut bytes) {
+            Ok(_) => Ok(Body::Bytes(bytes)),
+            Err(e) => Err(ParseError::Io { kind: e.kind() }),
+        };
+        Some((modified, body))
+    }
+
+    fn parse<T>(
+        &self,
+        path: &Path,
+        slice: fn(&[u8]) -> Result<T, ParseError>,
+        reader: Option<fn(File) -> Result<T, ParseError>>,
+    ) -> Option<Artifact<Result<T, ParseError>>> {
+        let (modified, body) = self.open(path)?;
+        let content = body.and_then(|body| match body {
+            Body::Bytes(bytes) => slice(&bytes),
+            Body::Large(file) => match reader {
+                Some(read) => read(file),
+                None => Err(ParseError::WrongShape { line: 0, column: 0 }),
+            },
+        });
+        Some(Artifact {
+            path: self.rel(path),
+            modified,
+            content,
+        })
+    }
+
+    fn stamp(&self, path: &Path) -> Option<Stamp> {
+        let meta = fs::metadata(path).ok()?;
+        Some(Artifact {
+            path: self.rel(path),
+            modified: to_utc(meta.modified().ok()?),
+            content: (),
+        })
+    }
+
+    fn state(&self, path: &Path) -> Option<Artifact<StateReading>> {
+        let artifact = self.parse(
+            path,
+            artifact::state::parse,
+            Some(artifact::state::parse_reader),
+        )?;
+        let content = match artifact.content {
+            Ok(meta) => StateReading::Parsed(meta),
+            Err(ParseError::Empty) => StateReading::Empty,
+            Err(err) => StateReading::Unreadable(err),
+        };
+        Some(Artifact {
+            path: artifact.path,
+            modified: artifact.modified,
+            content,
+        })
+    }
+
+    fn plan(
+        &self,
+        path: &Path,
+    ) -> Option<Artifact<Result<artifact::plan::PlanSummary, ParseError>>> {
+        self.parse(
+            path,
+            artifact::plan::parse,
+            Some(artifact::plan::parse_reader),
+        )
+    }
+
+    fn terraform_lock(
+        &self,
+        path: &Path,
+        state_file: &Path,
+    ) -> Option<Artifact<Observed<artifact::tflock::TerraformLock>>> {
+        let artifact = self.parse(path, artifact::tflock::parse, None)?;
+        let holder = self.probe.os_lock(state_file);
+        Some(Artifact {
+            path: artifact.path,
+            modified: artifact.modified,
+            content: Observed {
+                content: artifact.content,
+                holder,
+            },
+        })
+    }
+
+    fn pipeline_lock(
+        &self,
+        path: &Path,
+    ) -> Option<Artifact<Observed<artifact::marker::PipelineLock>>> {
+        let artifact = self.parse(path, artifact::marker::parse_lock, None)?;
+        let holder = match &artifact.content {
+            Ok(lock) => self.probe.process(lock.host.as_deref(), lock.pid),
+            Err(_) => Holder::Unknown,
+        };
+        Some(Artifact {
+            path: artifact.path,
+            modified: artifact.modified,
+            content: Observed {
+                content: artifact.content,
+                holder,
+            },
+        })
+    }
+
+    fn last_run(
+        &self,
+        path: &Path,
+    ) -> Option<Artifact<Result<artifact::marker::LastRun, ParseError>>> {
+        self.parse(path, artifact::marker::parse_last_run, None)
+    }
+
+    /// The selected workspace and the backend type, from `.terraform/`.
+    fn dot_terraform(
+        &self,
+        dot: &Path,
+        problems: &mut Vec<Artifact<ParseError>>,
+    ) -> (String, Option<String>) {
+        let selected = fs::read_to_string(dot.join("environment"))
+            .ok()
+            .map(|text| text.trim().to_owned())
+            .filter(|name| valid_workspace_name(name))
+            .unwrap_or_else(|| "default".to_owned());
+        let backend = match self.parse(
+            &dot.join("terraform.tfstate"),
+            artifact::backend::parse,
+            None,
+        ) {
+            Some(Artifact {
+                content: Ok(kind), ..
+            }) => kind,
+            Some(Artifact {
+                path,
+                modified,
+                content: Err(err),
+            }) => {
+                problems.push(Artifact {
+                    path,
+                    modified,
+                    content: err,
+                });
+                None
+            }
+            None => None,
+        };
+        (selected, backend)
+    }
+}

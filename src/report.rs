@@ -1,0 +1,443 @@
+//! The wire: the JSON document of `GET /api/v1/workspaces` (and `scan --format json`), the summary,
+//! and the table `scan` prints. Views are built from the domain; the domain does not serialise.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::classify::LockState;
+use crate::model::{Flags, Status};
+use crate::scan::{ScanProblem, Workspace};
+
+/// RFC 3339, UTC, milliseconds.
+pub fn rfc3339(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Workspaces per status: always all seven, in the spec's order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub destroying: u64,
+    pub provisioning: u64,
+    pub failed: u64,
+    pub drifted: u64,
+    pub apply_needed: u64,
+    pub active: u64,
+    pub inactive: u64,
+}
+
+impl Counts {
+    pub fn of(statuses: impl IntoIterator<Item = Status>) -> Counts {
+        let mut counts = Counts::default();
+        for status in statuses {
+            *counts.get_mut(status) += 1;
+        }
+        counts
+    }
+
+    pub fn get(&self, status: Status) -> u64 {
+        let mut copy = *self;
+        *copy.get_mut(status)
+    }
+
+    fn get_mut(&mut self, status: Status) -> &mut u64 {
+        match status {
+            Status::Destroying => &mut self.destroying,
+            Status::Provisioning => &mut self.provisioning,
+            Status::Failed => &mut self.failed,
+            Status::Drifted => &mut self.drifted,
+            Status::ApplyNeeded => &mut self.apply_needed,
+            Status::Active => &mut self.active,
+            Status::Inactive => &mut self.inactive,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct WorkspacesDocument {
+    pub generated_at: String,
+    pub counts: Counts,
+    pub workspaces: Vec<WorkspaceView>,
+    /// Directories that could not be scanned (the scan went on without them).
+    pub errors: Vec<ProblemView>,
+}
+
+#[derive(Serialize)]
+pub struct SummaryDocument {
+    pub generated_at: String,
+    pub total: u64,
+    pub counts: Counts,
+}
+
+#[derive(Serialize)]
+pub struct ProblemView {
+    pub root: String,
+    pub path: String,
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl From<&ScanProblem> for ProblemView {
+    fn from(p: &ScanProblem) -> Self {
+        ProblemView {
+            root: p.root.clone(),
+            path: p.path.clone(),
+            kind: p.kind,
+            message: p.message.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, Clone)]
+pub struct WorkspaceView {
+    pub id: String,
+    pub root: String,
+    pub path: String,
+    pub workspace: String,
+    pub status: &'static str,
+    pub status_since: Option<String>,
+    pub flags: FlagsView,
+    pub reasons: Vec<ReasonView>,
+    pub state: Option<StateView>,
+    pub plan: Option<PlanView>,
+    pub lock: Option<LockView>,
+    pub last_run: Option<LastRunView>,
+    pub backend: Option<String>,
+}
+
+#[derive(Serialize, Clone, Copy)]
+pub struct FlagsView {
+    pub drifted: bool,
+    pub apply_needed: bool,
+    pub failed: bool,
+    pub locked: bool,
+}
+
+impl From<Flags> for FlagsView {
+    fn from(f: Flags) -> Self {
+        FlagsView {
+            drifted: f.drifted,
+            apply_needed: f.apply_needed,
+            failed: f.failed,
+            locked: f.locked,
+        }
+    }
+}
+
+#[derive(Serialize, Clone)]
+pub struct ReasonView {
+    pub code: &'static str,
+    pub message: String,
+    pub artifact: Option<String>,
+}
+
+#[derive(Serialize, Clone)]
+pub struct StateView {
+    pub path: String,
+    pub serial: Option<u64>,
+    pub lineage: Option<String>,
+    pub terraform_version: Option<String>,
+    /// Managed resource instances; null when the state is encrypted or unreadable.
+    pub resources: Option<u64>,
+    pub tainted: u64,
+    pub encrypted: bool,
+    pub modified_at: String,
+}
+
+#[derive(Serialize, Clone)]
+pub struct PlanView {
+    pub path: String,
+    pub modified_at: String,
+    pub current: bool,
+    pub errored: bool,
+    pub format_version: Option<String>,
+    pub drifted_resources: u64,
+    pub changes: ChangesView,
+    pub output_changes: u64,
+}
+
+#[derive(Serialize, Clone, Copy)]
+pub struct ChangesView {
+    pub create: u64,
+    pub update: u64,
+    pub delete: u64,
+    pub replace: u64,
+}
+
+#[derive(Serialize, Clone)]
+pub struct LockView {
+    pub source: &'static str,
+    pub operation: &'static str,
+    pub who: Option<String>,
+    pub created_at: Option<String>,
+    pub state: &'static str,
+    pub path: String,
+}
+
+#[derive(Serialize, Clone)]
+pub struct LastRunView {
+    pub operation: &'static str,
+    pub outcome: &'static str,
+    pub exit_code: Option<i64>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub run_id: Option<String>,
+    pub modified_at: String,
+}
+
+impl WorkspaceView {
+    /// The view of a workspace; `since` overrides the verdict's own idea of when its status began.
+    pub fn new(ws: &Workspace, since: Option<DateTime<Utc>>) -> WorkspaceView {
+        let v = &ws.verdict;
+        let e = &ws.evidence;
+        let state = match (&e.state, &v.state) {
+            (Some(artifact), meta) => Some(StateView {
+                path: artifact.path.clone(),
+                serial: meta.as_ref().and_then(|m| m.serial),
+                lineage: meta.as_ref().and_then(|m| m.lineage.clone()),
+                terraform_version: meta.as_ref().and_then(|m| m.terraform_version.clone()),
+                resources: meta.as_ref().and_then(|m| m.resources),
+                tainted: meta.as_ref().map_or(0, |m| m.tainted),
+                encrypted: meta.as_ref().is_some_and(|m| m.encrypted),
+                modified_at: rfc3339(artifact.modified),
+            }),
+            (None, _) => None,
+        };
+        let plan = v.plan.and_then(|(index, current)| {
+            let artifact = e.plans.get(index)?;
+            let summary = artifact.content.as_ref().ok()?;
+            Some(PlanView {
+                path: artifact.path.clone(),
+                modified_at: rfc3339(artifact.modified),
+                current,
+                errored: summary.errored,
+                format_version: summary.format_version.clone(),
+                drifted_resources: summary.drifted_resources,
+                changes: ChangesView {
+                    create: summary.changes.create,
+                    update: summary.changes.update,
+                    delete: summary.changes.delete,
+                    replace: summary.changes.replace,
+                },
+                output_changes: summary.output_changes,
+            })
+        });
+        WorkspaceView {
+            id: ws.id.clone(),
+            root: ws.root.clone(),
+            path: ws.path.clone(),
+            workspace: ws.name.clone(),
+            status: v.status.as_str(),
+            status_since: since.or(v.since).map(rfc3339),
+            flags: v.flags.into(),
+            reasons: v
+                .reasons
+                .iter()
+                .map(|r| ReasonView {
+                    code: r.code.as_str(),
+                    message: r.message.clone(),
+                    artifact: r.artifact.clone(),
+                })
+                .collect(),
+            state,
+            plan,
+            lock: lock_view(ws),
+            last_run: e.last_run.as_ref().and_then(|a| {
+                let run = a.content.as_ref().ok()?;
+                Some(LastRunView {
+                    operation: run.operation.as_str(),
+                    outcome: run.outcome.as_str(),
+                    exit_code: run.exit_code,
+                    started_at: run.started_at.map(rfc3339),
+                    finished_at: run.finished_at.map(rfc3339),
+                    run_id: run.run_id.clone(),
+                    modified_at: rfc3339(a.modified),
+                })
+            }),
+            backend: e.backend.clone(),
+        }
+    }
+}
+
+/// The lock shown for a workspace: the pipeline's when there is one (it knows apply from
+/// destroy), else Terraform's.
+pub fn lock_view(ws: &Workspace) -> Option<LockView> {
+    let e = &ws.evidence;
+    let pipeline = e
+        .pipeline_lock
+        .as_ref()
+        .zip(ws.verdict.pipeline_lock)
+        .and_then(|(a, state)| {
+            let lock = a.content.content.as_ref().ok()?;
+            Some(LockView {
+                source: "pipeline",
+                operation: lock.operation.as_str(),
+                who: lock.pipeline.clone().or_else(|| lock.host.clone()),
+                created_at: Some(rfc3339(lock.started_at)),
+                state: state.as_str(),
+                path: a.path.clone(),
+            })
+        });
+    pipeline.or_else(|| {
+        let (a, state) = e.terraform_lock.as_ref().zip(ws.verdict.terraform_lock)?;
+        let lock = a.content.content.as_ref().ok();
+        Some(LockView {
+            source: "terraform",
+            operation: lock.map_or("other", |l| l.operation.as_str()),
+            who: lock.and_then(|l| l.who.clone()),
+            created_at: Some(rfc3339(lock.and_then(|l| l.created).unwrap_or(a.modified))),
+            state: state.as_str(),
+            path: a.path.clone(),
+        })
+    })
+}
+
+/// Every lock of a workspace with its source, operation, creation time and state (for metrics).
+pub fn locks(ws: &Workspace) -> Vec<(&'static str, &'static str, DateTime<Utc>, LockState)> {
+    let e = &ws.evidence;
+    let mut out = Vec::new();
+    if let (Some(a), Some(state)) = (&e.pipeline_lock, ws.verdict.pipeline_lock)
+        && let Ok(lock) = &a.content.content
+    {
+        out.push(("pipeline", lock.operation.as_str(), lock.started_at, state));
+    }
+    if let (Some(a), Some(state)) = (&e.terraform_lock, ws.verdict.terraform_lock) {
+        let lock = a.content.content.as_ref().ok();
+        let created = lock.and_then(|l| l.created).unwrap_or(a.modified);
+        out.push((
+            "terraform",
+            lock.map_or("other", |l| l.operation.as_str()),
+            created,
+            state,
+        ));
+    }
+    out
+}
+
+/// The whole document, from workspaces already filtered and sorted.
+pub fn document<'a>(
+    generated_at: DateTime<Utc>,
+    counts: Counts,
+    workspaces: impl IntoIterator<Item = WorkspaceView>,
+    problems: impl IntoIterator<Item = &'a ScanProblem>,
+) -> WorkspacesDocument {
+    WorkspacesDocument {
+        generated_at: rfc3339(generated_at),
+        counts,
+        workspaces: workspaces.into_iter().collect(),
+        errors: problems.into_iter().map(ProblemView::from).collect(),
+    }
+}
+
+/// ANSI colour of a status on a terminal.
+fn colour(status: &str) -> &'static str {
+    match status {
+        "failed" => "\x1b[1;31m",
+        "drifted" => "\x1b[1;33m",
+        "apply_needed" => "\x1b[33m",
+        "provisioning" | "destroying" => "\x1b[1;34m",
+        "active" => "\x1b[32m",
+        _ => "\x1b[2m",
+    }
+}
+
+/// The table of `scan`: one line a workspace, counts per status at the end.
+pub fn table(doc: &WorkspacesDocument, colours: bool, several_roots: bool) -> String {
+    let rows: Vec<[String; 6]> = doc
+        .workspaces
+        .iter()
+        .map(|w| {
+            let path = if several_roots {
+                format!("{}:{}", w.root, w.path)
+            } else {
+                w.path.clone()
+            };
+            let resources = w
+                .state
+                .as_ref()
+                .and_then(|s| s.resources)
+                .map_or("-".into(), |n| n.to_string());
+            let changes = w
+                .plan
+                .as_ref()
+                .filter(|p| p.current)
+                .map_or("-".into(), |p| {
+                    format!(
+                        "+{} ~{} -{} ±{}",
+                        p.changes.create, p.changes.update, p.changes.delete, p.changes.replace
+                    )
+                });
+            let why = w
+                .reasons
+                .first()
+                .map(|r| r.message.clone())
+                .unwrap_or_default();
+            [
+                w.status.to_owned(),
+                path,
+                w.workspace.clone(),
+                resources,
+                changes,
+                why,
+            ]
+        })
+        .collect();
+    let headers = ["STATUS", "PATH", "WORKSPACE", "RESOURCES", "CHANGES", "WHY"];
+    let mut widths = headers.map(str::len);
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate().take(5) {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, cells: [&str; 6], status_colour: Option<&str>| {
+        for (i, cell) in cells.iter().enumerate() {
+            let pad = if i < 5 {
+                widths[i].saturating_sub(cell.chars().count()) + 2
+            } else {
+                0
+            };
+            match (i, status_colour) {
+                (0, Some(c)) => {
+                    let _ = write!(out, "{c}{cell}\x1b[0m{}", " ".repeat(pad));
+                }
+                _ => {
+                    let _ = write!(out, "{cell}{}", " ".repeat(pad));
+                }
+            }
+        }
+        let trimmed = out.trim_end_matches(' ').len();
+        out.truncate(trimmed);
+        out.push('\n');
+    };
+    line(&mut out, headers, None);
+    for row in &rows {
+        let cells = [&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]].map(String::as_str);
+        line(&mut out, cells, colours.then(|| colour(&row[0])));
+    }
+    if doc.workspaces.is_empty() {
+        out.push_str("(no workspaces found)\n");
+    }
+    for problem in &doc.errors {
+        let _ = writeln!(
+            out,
+            "error: {}:{}: {}",
+            problem.root, problem.path, problem.message
+        );
+    }
+    let total: u64 = Status::ALL.iter().map(|s| doc.counts.get(*s)).sum();
+    let parts: Vec<String> = Status::ALL
+        .iter()
+        .map(|s| {
+            let n = doc.counts.get(*s);
+            if colours && n > 0 {
+                format!("{}{n} {s}\x1b[0m", colour(s.as_str()))
+            } else {
+                format!("{n} {s}")
+            }
+        })
+        .collect();
+    let _ = writeln!(out, "\n{total} workspaces: {}", parts.join(", "));
+    out
+}
