@@ -19,6 +19,10 @@ pub struct Cli {
 pub enum Command {
     /// One pass over the roots, then exit.
     Scan(ScanArgs),
+    /// The daemon: scan, then watch, and serve /metrics, the JSON API and the overview page.
+    Serve(ServeArgs),
+    /// The pipeline wrapper: mark a workspace as being provisioned/destroyed while CMD runs.
+    Run(crate::command::run::RunArgs),
 }
 
 /// Options every command that reads workspaces shares.
@@ -72,6 +76,40 @@ pub struct ScanArgs {
     /// Evaluate as of this time (RFC 3339) instead of now; for reproducible output.
     #[arg(long, env = "IACWATCH_NOW", value_name = "TIME")]
     pub now: Option<String>,
+    /// The host name pipeline locks are compared with (default: this machine's).
+    #[arg(long, env = "IACWATCH_HOSTNAME", value_name = "NAME")]
+    pub hostname: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Address to listen on (default 0.0.0.0:9814).
+    #[arg(long, env = "IACWATCH_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Poll for changes instead of relying on file events (NFS, some container mounts); optional
+    /// interval (default 5s).
+    #[arg(long, env = "IACWATCH_POLL", num_args = 0..=1, default_missing_value = "5s", value_name = "INTERVAL")]
+    pub poll: Option<String>,
+    /// Full rescan as a safety net (default 5m; 0 turns it off).
+    #[arg(long, env = "IACWATCH_RESYNC_INTERVAL", value_name = "DURATION")]
+    pub resync_interval: Option<String>,
+    /// How often held locks are re-checked for a process that died (default 2s).
+    #[arg(long, env = "IACWATCH_LOCK_CHECK_INTERVAL", value_name = "DURATION")]
+    pub lock_check_interval: Option<String>,
+    /// Quiet time after a change before its directory is read again (default 200ms).
+    #[arg(long, env = "IACWATCH_QUIET_TIME", value_name = "DURATION")]
+    pub quiet_time: Option<String>,
+    /// Export the per-workspace series (default true; false keeps only the counts, for very large fleets).
+    #[arg(long, env = "IACWATCH_PER_WORKSPACE_METRICS", value_name = "BOOL")]
+    pub per_workspace_metrics: Option<bool>,
+    /// Log format: text or json (default text).
+    #[arg(long, env = "IACWATCH_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Log level or filter (default info).
+    #[arg(long, env = "IACWATCH_LOG_LEVEL", value_name = "LEVEL")]
+    pub log_level: Option<String>,
     /// The host name pipeline locks are compared with (default: this machine's).
     #[arg(long, env = "IACWATCH_HOSTNAME", value_name = "NAME")]
     pub hostname: Option<String>,

@@ -13,10 +13,13 @@ fn main() -> ExitCode {
         Command::Scan(args) => ScanConfig::new(&args)
             .map_err(anyhow::Error::from)
             .and_then(|config| command::scan::run(&config, &mut std::io::stdout().lock())),
+        Command::Serve(args) => command::serve::main(&args),
+        Command::Run(args) => command::run::main(&args),
     };
     match result {
         Ok(Exit::Ok) => ExitCode::SUCCESS,
         Ok(Exit::GateTripped) => ExitCode::from(2),
+        Ok(Exit::Code(code)) => ExitCode::from(code),
         Err(err) => {
             eprintln!("iacwatch: {err:#}");
             ExitCode::from(1)
