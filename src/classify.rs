@@ -203,10 +203,7 @@ impl<'a> Classification<'a> {
                 }
             }
             LockState::Dead => {
-                let pid = lock
-                    .pid
-                    .map(|p| format!(" (pid {p} is gone)"))
-                    .unwrap_or_default();
+                let pid = lock.pid.map(|p| format!(" (pid {p} is gone)")).unwrap_or_default();
                 self.hold(
                     ReasonCode::DeadPipeline,
                     format!("{op}{by} ended without clearing its lock{pid}"),
@@ -217,9 +214,7 @@ impl<'a> Classification<'a> {
             LockState::Stale => {
                 self.hold(
                     ReasonCode::StaleLock,
-                    format!(
-                        "pipeline lock for {op}{by} is {running_for} old, past the stale limit"
-                    ),
+                    format!("pipeline lock for {op}{by} is {running_for} old, past the stale limit"),
                     Some(path),
                 );
                 self.failures.push(started);
@@ -250,9 +245,7 @@ impl<'a> Classification<'a> {
         if holder == Holder::Gone {
             self.hold(
                 ReasonCode::DeadLock,
-                format!(
-                    "Terraform lock for {op}{who} is left behind: no process holds the state file"
-                ),
+                format!("Terraform lock for {op}{who} is left behind: no process holds the state file"),
                 Some(path),
             );
             self.failures.push(created);
@@ -294,11 +287,7 @@ impl<'a> Classification<'a> {
         let path = artifact.path.as_str();
         let meta = match &artifact.content {
             StateReading::Empty => {
-                self.hold(
-                    ReasonCode::NoState,
-                    "state file is empty (0 bytes)".into(),
-                    Some(path),
-                );
+                self.hold(ReasonCode::NoState, "state file is empty (0 bytes)".into(), Some(path));
                 return;
             }
             StateReading::Parsed(meta) => meta.clone(),
@@ -369,12 +358,10 @@ impl<'a> Classification<'a> {
             .plans
             .iter()
             .any(|p| p.modified > at && p.content.as_ref().is_ok_and(|plan| !plan.errored));
-        let later_success = e.last_run.as_ref().is_some_and(|r| {
-            r.modified > at
-                && r.content
-                    .as_ref()
-                    .is_ok_and(|run| run.outcome == Outcome::Succeeded)
-        });
+        let later_success = e
+            .last_run
+            .as_ref()
+            .is_some_and(|r| r.modified > at && r.content.as_ref().is_ok_and(|run| run.outcome == Outcome::Succeeded));
         later_state || later_plan || later_success
     }
 
@@ -382,22 +369,13 @@ impl<'a> Classification<'a> {
         let e = self.evidence;
         if let Some(run) = &e.last_run {
             match &run.content {
-                Ok(last)
-                    if last.outcome != Outcome::Succeeded && !self.superseded(run.modified) =>
-                {
+                Ok(last) if last.outcome != Outcome::Succeeded && !self.superseded(run.modified) => {
                     let (code, word) = match last.outcome {
                         Outcome::Cancelled => (ReasonCode::LastRunCancelled, "was cancelled"),
                         _ => (ReasonCode::LastRunFailed, "failed"),
                     };
-                    let exit = last
-                        .exit_code
-                        .map(|c| format!(" (exit code {c})"))
-                        .unwrap_or_default();
-                    let run_id = last
-                        .run_id
-                        .as_deref()
-                        .map(|r| format!(" {r}"))
-                        .unwrap_or_default();
+                    let exit = last.exit_code.map(|c| format!(" (exit code {c})")).unwrap_or_default();
+                    let run_id = last.run_id.as_deref().map(|r| format!(" {r}")).unwrap_or_default();
                     self.hold(
                         code,
                         format!(
@@ -461,23 +439,13 @@ impl<'a> Classification<'a> {
         let Ok(summary) = &artifact.content else {
             return;
         };
-        let after_state = e
-            .state
-            .as_ref()
-            .is_none_or(|s| artifact.modified >= s.modified);
-        let after_config = e
-            .newest_config
-            .as_ref()
-            .is_none_or(|c| artifact.modified >= c.modified);
+        let after_state = e.state.as_ref().is_none_or(|s| artifact.modified >= s.modified);
+        let after_config = e.newest_config.as_ref().is_none_or(|c| artifact.modified >= c.modified);
         let current = after_state && after_config;
         self.plan = Some((index, current));
         let path = artifact.path.as_str();
         if !current {
-            let newer = if after_state {
-                "the configuration"
-            } else {
-                "the state"
-            };
+            let newer = if after_state { "the configuration" } else { "the state" };
             self.hold(
                 ReasonCode::PlanStale,
                 format!("the plan is older than {newer}: it says nothing about the status"),
@@ -487,11 +455,7 @@ impl<'a> Classification<'a> {
         }
         if summary.errored {
             if !self.superseded(artifact.modified) {
-                self.hold(
-                    ReasonCode::PlanErrored,
-                    "the plan operation failed".into(),
-                    Some(path),
-                );
+                self.hold(ReasonCode::PlanErrored, "the plan operation failed".into(), Some(path));
                 self.failures.push(artifact.modified);
             }
             // An errored plan's changes are incomplete: they are not reported as drift or changes.
@@ -507,31 +471,18 @@ impl<'a> Classification<'a> {
             self.drift = Some(artifact.modified);
         }
         if summary.has_pending_changes() {
-            self.hold(
-                ReasonCode::PendingChanges,
-                describe_changes(summary),
-                Some(path),
-            );
+            self.hold(ReasonCode::PendingChanges, describe_changes(summary), Some(path));
             self.apply_needed.push(artifact.modified);
         }
     }
 
     fn config_changed(&mut self) {
         let e = self.evidence;
-        let (Some(config), Some(state), Some(meta)) = (&e.newest_config, &e.state, &self.state)
-        else {
+        let (Some(config), Some(state), Some(meta)) = (&e.newest_config, &e.state, &self.state) else {
             return;
         };
-        let newest_plan = e
-            .plans
-            .iter()
-            .filter(|p| p.content.is_ok())
-            .map(|p| p.modified)
-            .max();
-        if meta.has_resources()
-            && config.modified > state.modified
-            && newest_plan.is_none_or(|p| config.modified > p)
-        {
+        let newest_plan = e.plans.iter().filter(|p| p.content.is_ok()).map(|p| p.modified).max();
+        if meta.has_resources() && config.modified > state.modified && newest_plan.is_none_or(|p| config.modified > p) {
             self.hold(
                 ReasonCode::ConfigChanged,
                 "the configuration changed after the last apply and has not been planned".into(),

@@ -74,8 +74,7 @@ impl FileConfig {
 
 /// Parses `90s`, `2h`, `1h30m`.
 pub fn duration(key: &'static str, text: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| invalid(key, format!("'{text}' is not a duration ({e})")))
+    humantime::parse_duration(text.trim()).map_err(|e| invalid(key, format!("'{text}' is not a duration ({e})")))
 }
 
 /// What reading and classifying need, shared by `scan` and `serve`.
@@ -88,11 +87,7 @@ pub struct Common {
 }
 
 impl Common {
-    pub fn new(
-        args: &CommonArgs,
-        file: &FileConfig,
-        hostname: Option<&String>,
-    ) -> Result<Common, ConfigError> {
+    pub fn new(args: &CommonArgs, file: &FileConfig, hostname: Option<&String>) -> Result<Common, ConfigError> {
         let roots = if args.roots.is_empty() {
             file.roots.clone().unwrap_or_default()
         } else {
@@ -102,11 +97,7 @@ impl Common {
             return Err(invalid("roots", "no root directory given"));
         }
         let mut policy = Policy::default();
-        if let Some(text) = args
-            .stale_lock_after
-            .as_ref()
-            .or(file.stale_lock_after.as_ref())
-        {
+        if let Some(text) = args.stale_lock_after.as_ref().or(file.stale_lock_after.as_ref()) {
             policy.stale_lock_after = duration("stale_lock_after", text)?;
         }
         if let Some(text) = args.settle_time.as_ref().or(file.settle_time.as_ref()) {
@@ -119,22 +110,14 @@ impl Common {
         };
         let mut globs = GlobSetBuilder::new();
         for pattern in &patterns {
-            globs.add(
-                Glob::new(pattern)
-                    .map_err(|e| invalid("exclude", format!("'{pattern}': {}", e.kind())))?,
-            );
+            globs.add(Glob::new(pattern).map_err(|e| invalid("exclude", format!("'{pattern}': {}", e.kind())))?);
         }
-        let exclude = globs
-            .build()
-            .map_err(|e| invalid("exclude", e.to_string()))?;
+        let exclude = globs.build().map_err(|e| invalid("exclude", e.to_string()))?;
         Ok(Common {
             roots: roots.into_iter().map(Root::new).collect(),
             policy,
             discover: DiscoverOptions {
-                follow_symlinks: args
-                    .follow_symlinks
-                    .or(file.follow_symlinks)
-                    .unwrap_or(false),
+                follow_symlinks: args.follow_symlinks.or(file.follow_symlinks).unwrap_or(false),
                 exclude,
             },
             hostname: hostname.cloned().or_else(|| file.hostname.clone()),

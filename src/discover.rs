@@ -40,10 +40,7 @@ pub enum RootError {
     #[error("root {0} is not a directory")]
     NotADirectory(PathBuf),
     #[error("root {path} cannot be read: {kind}")]
-    Unreadable {
-        path: PathBuf,
-        kind: std::io::ErrorKind,
-    },
+    Unreadable { path: PathBuf, kind: std::io::ErrorKind },
 }
 
 /// Folders that are never workspace directories of their own, nor hold any.
@@ -74,10 +71,7 @@ pub fn is_marker(name: &str, is_dir: bool) -> bool {
 
 /// `plan.json`, `tfplan.json`, `*.tfplan.json`, `*.plan.json`.
 pub fn is_plan_json(name: &str) -> bool {
-    name == "plan.json"
-        || name == "tfplan.json"
-        || name.ends_with(".tfplan.json")
-        || name.ends_with(".plan.json")
+    name == "plan.json" || name == "tfplan.json" || name.ends_with(".tfplan.json") || name.ends_with(".plan.json")
 }
 
 /// The path of `path` relative to `root`, with `/` separators; `.` for the root itself.
@@ -100,9 +94,7 @@ pub fn check_root(root: &Path) -> Result<(), RootError> {
             }),
         },
         Ok(_) => Err(RootError::NotADirectory(root.to_owned())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(RootError::Missing(root.to_owned()))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(RootError::Missing(root.to_owned())),
         Err(e) => Err(RootError::Unreadable {
             path: root.to_owned(),
             kind: e.kind(),
@@ -111,10 +103,7 @@ pub fn check_root(root: &Path) -> Result<(), RootError> {
 }
 
 /// Finds the workspace directories under `root` (relative paths, sorted).
-pub fn discover(
-    root: &Path,
-    options: &DiscoverOptions,
-) -> Result<(Vec<String>, Vec<WalkProblem>), RootError> {
+pub fn discover(root: &Path, options: &DiscoverOptions) -> Result<(Vec<String>, Vec<WalkProblem>), RootError> {
     check_root(root)?;
     let found = Mutex::new(BTreeSet::new());
     let problems = Mutex::new(Vec::new());
@@ -130,10 +119,7 @@ pub fn discover(
         .for_each(|dir| walk(root, dir, None, options, &found, &problems, |_| {}));
     let mut problems = problems.into_inner().unwrap_or_default();
     problems.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok((
-        found.into_inner().unwrap_or_default().into_iter().collect(),
-        problems,
-    ))
+    Ok((found.into_inner().unwrap_or_default().into_iter().collect(), problems))
 }
 
 fn is_dir(entry: &DirEntry, follow: bool) -> bool {
@@ -178,21 +164,12 @@ fn walk(
             Err(err) => errors.push(walk_problem(root, &err)),
         }
     }
-    found
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .extend(local);
-    problems
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .extend(errors);
+    found.lock().unwrap_or_else(|e| e.into_inner()).extend(local);
+    problems.lock().unwrap_or_else(|e| e.into_inner()).extend(errors);
 }
 
 fn walk_problem(root: &Path, err: &walkdir::Error) -> WalkProblem {
-    let path = err
-        .path()
-        .map(|p| relative(root, p))
-        .unwrap_or_else(|| ".".into());
+    let path = err.path().map(|p| relative(root, p)).unwrap_or_else(|| ".".into());
     if let Some(ancestor) = err.loop_ancestor() {
         return WalkProblem {
             message: format!("symbolic link loop back to {}", relative(root, ancestor)),
@@ -221,14 +198,7 @@ fn walk_problem(root: &Path, err: &walkdir::Error) -> WalkProblem {
 
 /// True for file names that are configuration of a workspace directory.
 pub fn is_config(name: &str) -> bool {
-    const SUFFIXES: [&str; 6] = [
-        ".tf",
-        ".tf.json",
-        ".tofu",
-        ".tofu.json",
-        ".tfvars",
-        ".tfvars.json",
-    ];
+    const SUFFIXES: [&str; 6] = [".tf", ".tf.json", ".tofu", ".tofu.json", ".tfvars", ".tfvars.json"];
     SUFFIXES.iter().any(|s| name.ends_with(s))
         || matches!(
             name,

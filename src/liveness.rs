@@ -116,18 +116,9 @@ mod tests {
         let probe = SystemProbe::with_host("builder");
         let me = i64::from(std::process::id());
         assert_eq!(probe.process(Some("builder"), Some(me)), Holder::Alive);
-        assert_eq!(
-            probe.process(Some("BUILDER.example.com"), Some(me)),
-            Holder::Alive
-        );
-        assert_eq!(
-            probe.process(Some("builder"), Some(99_999_999)),
-            Holder::Gone
-        );
-        assert_eq!(
-            probe.process(Some("elsewhere"), Some(99_999_999)),
-            Holder::Unknown
-        );
+        assert_eq!(probe.process(Some("BUILDER.example.com"), Some(me)), Holder::Alive);
+        assert_eq!(probe.process(Some("builder"), Some(99_999_999)), Holder::Gone);
+        assert_eq!(probe.process(Some("elsewhere"), Some(99_999_999)), Holder::Unknown);
         assert_eq!(probe.process(Some("builder"), Some(0)), Holder::Unknown);
         assert_eq!(probe.process(None, Some(me)), Holder::Unknown);
     }
@@ -138,9 +129,6 @@ mod tests {
         let state = dir.path().join("terraform.tfstate");
         std::fs::write(&state, b"{}").unwrap();
         assert_eq!(SystemProbe::new().os_lock(&state), Holder::Gone);
-        assert_eq!(
-            SystemProbe::new().os_lock(&dir.path().join("missing")),
-            Holder::Gone
-        );
+        assert_eq!(SystemProbe::new().os_lock(&dir.path().join("missing")), Holder::Gone);
     }
 }

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use walkdir::WalkDir;
 
 use crate::artifact::{self, ParseError};
-use crate::discover::{self, PRUNED, is_config, is_crash_log, is_plan_json};
+use crate::discover::{self, PRUNED, is_config, is_crash_log, is_marker, is_plan_json};
 use crate::evidence::{Artifact, Evidence, Holder, Observed, Stamp, StateReading};
 use crate::liveness::Probe;
 
@@ -115,33 +115,28 @@ fn subdirectories(dir: &Path) -> BTreeMap<String, PathBuf> {
 
 /// Terraform workspace names are short and printable; anything else is not a workspace folder.
 fn valid_workspace_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 90
-        && !name.starts_with('.')
-        && name.chars().all(|c| !c.is_control() && c != '/')
+    !name.is_empty() && name.len() <= 90 && !name.starts_with('.') && name.chars().all(|c| !c.is_control() && c != '/')
 }
 
-/// The working copy Terragrunt ran last: the most recently written directory holding Terraform's
-/// working files inside `.terragrunt-cache`.
+/// The working copy Terragrunt ran last: of the directories inside `.terragrunt-cache` that hold
+/// Terraform's working files, the one written most recently.
 fn terragrunt_working_copy(cache: &Path) -> Option<PathBuf> {
     WalkDir::new(cache)
         .max_depth(8)
         .into_iter()
         .filter_entry(|e| {
             e.depth() == 0
-                || !(e.file_type().is_dir()
-                    && PRUNED.contains(&e.file_name().to_string_lossy().as_ref())
-                    && e.file_name() != ".terraform")
+                || !(e.file_type().is_dir() && PRUNED.contains(&e.file_name().to_string_lossy().as_ref()))
+                || is_marker(&e.file_name().to_string_lossy(), true)
         })
         .flatten()
-        .filter(|e| e.file_type().is_dir() && e.file_name() == ".terraform")
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy();
+            name != "terragrunt.hcl" && is_marker(&name, e.file_type().is_dir())
+        })
         .filter_map(|e| {
-            let dir = e.path().parent()?.to_owned();
-            let newest = [dir.join("terraform.tfstate"), e.path().to_owned()]
-                .iter()
-                .filter_map(|p| fs::metadata(p).and_then(|m| m.modified()).ok())
-                .max()?;
-            Some((newest, dir))
+            let modified = e.metadata().ok()?.modified().ok()?;
+            Some((modified, e.path().parent()?.to_owned()))
         })
         .max()
         .map(|(_, dir)| dir)
@@ -159,11 +154,7 @@ pub fn read_directory(
     probe: &dyn Probe,
     previous: &dyn Fn(&str) -> Option<crate::artifact::state::StateMeta>,
 ) -> Result<Vec<WorkspaceEvidence>, DirError> {
-    let dir = if rel == "." {
-        root.to_owned()
-    } else {
-        root.join(rel)
-    };
+    let dir = if rel == "." { root.to_owned() } else { root.join(rel) };
     let mut listing = Listing::of(&dir).map_err(|e| DirError {
         path: rel.to_owned(),
         kind: e.kind(),
@@ -201,11 +192,7 @@ pub fn read_directory(
         .filter_map(|p| reader.stamp(p))
         .max_by_key(|s| s.modified);
     let errored_state = listing.errored.as_deref().and_then(|p| reader.stamp(p));
-    let dir_plans: Vec<_> = listing
-        .plans
-        .iter()
-        .filter_map(|p| reader.plan(p))
-        .collect();
+    let dir_plans: Vec<_> = listing.plans.iter().filter_map(|p| reader.plan(p)).collect();
 
     let mut out = Vec::with_capacity(names.len());
     for name in names {
@@ -222,8 +209,7 @@ pub fn read_directory(
             }
         };
         let local_state = state_path.as_deref().and_then(|p| reader.state(p));
-        let state =
-            local_state.or_else(|| marker_dir.and_then(|d| reader.state(&d.join("state.json"))));
+        let state = local_state.or_else(|| marker_dir.and_then(|d| reader.state(&d.join("state.json"))));
         let terraform_lock = lock_path.as_deref().and_then(|lock| {
             let state_file = state_path
                 .clone()
@@ -231,11 +217,7 @@ pub fn read_directory(
             reader.terraform_lock(lock, &state_file)
         });
         let is_selected = name == selected;
-        let mut plans = if is_selected {
-            dir_plans.clone()
-        } else {
-            Vec::new()
-        };
+        let mut plans = if is_selected { dir_plans.clone() } else { Vec::new() };
         plans.extend(marker_dir.and_then(|d| reader.plan(&d.join("plan.json"))));
         let evidence = Evidence {
             state,
@@ -278,10 +260,7 @@ impl Reader<'_> {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
             Err(e) => {
-                let modified = fs::symlink_metadata(path)
-                    .and_then(|m| m.modified())
-                    .map(to_utc)
-                    .ok()?;
+                let modified = fs::symlink_metadata(path).and_then(|m| m.modified()).map(to_utc).ok()?;
                 return Some((modified, Err(ParseError::Io { kind: e.kind() })));
             }
         };
@@ -333,11 +312,7 @@ impl Reader<'_> {
     }
 
     fn state(&self, path: &Path) -> Option<Artifact<StateReading>> {
-        let artifact = self.parse(
-            path,
-            artifact::state::parse,
-            Some(artifact::state::parse_reader),
-        )?;
+        let artifact = self.parse(path, artifact::state::parse, Some(artifact::state::parse_reader))?;
         let content = match artifact.content {
             Ok(meta) => StateReading::Parsed(meta),
             Err(ParseError::Empty) => StateReading::Empty,
@@ -350,15 +325,8 @@ impl Reader<'_> {
         })
     }
 
-    fn plan(
-        &self,
-        path: &Path,
-    ) -> Option<Artifact<Result<artifact::plan::PlanSummary, ParseError>>> {
-        self.parse(
-            path,
-            artifact::plan::parse,
-            Some(artifact::plan::parse_reader),
-        )
+    fn plan(&self, path: &Path) -> Option<Artifact<Result<artifact::plan::PlanSummary, ParseError>>> {
+        self.parse(path, artifact::plan::parse, Some(artifact::plan::parse_reader))
     }
 
     fn terraform_lock(
@@ -378,10 +346,7 @@ impl Reader<'_> {
         })
     }
 
-    fn pipeline_lock(
-        &self,
-        path: &Path,
-    ) -> Option<Artifact<Observed<artifact::marker::PipelineLock>>> {
+    fn pipeline_lock(&self, path: &Path) -> Option<Artifact<Observed<artifact::marker::PipelineLock>>> {
         let artifact = self.parse(path, artifact::marker::parse_lock, None)?;
         let holder = match &artifact.content {
             Ok(lock) => self.probe.process(lock.host.as_deref(), lock.pid),
@@ -397,32 +362,19 @@ impl Reader<'_> {
         })
     }
 
-    fn last_run(
-        &self,
-        path: &Path,
-    ) -> Option<Artifact<Result<artifact::marker::LastRun, ParseError>>> {
+    fn last_run(&self, path: &Path) -> Option<Artifact<Result<artifact::marker::LastRun, ParseError>>> {
         self.parse(path, artifact::marker::parse_last_run, None)
     }
 
     /// The selected workspace and the backend type, from `.terraform/`.
-    fn dot_terraform(
-        &self,
-        dot: &Path,
-        problems: &mut Vec<Artifact<ParseError>>,
-    ) -> (String, Option<String>) {
+    fn dot_terraform(&self, dot: &Path, problems: &mut Vec<Artifact<ParseError>>) -> (String, Option<String>) {
         let selected = fs::read_to_string(dot.join("environment"))
             .ok()
             .map(|text| text.trim().to_owned())
             .filter(|name| valid_workspace_name(name))
             .unwrap_or_else(|| "default".to_owned());
-        let backend = match self.parse(
-            &dot.join("terraform.tfstate"),
-            artifact::backend::parse,
-            None,
-        ) {
-            Some(Artifact {
-                content: Ok(kind), ..
-            }) => kind,
+        let backend = match self.parse(&dot.join("terraform.tfstate"), artifact::backend::parse, None) {
+            Some(Artifact { content: Ok(kind), .. }) => kind,
             Some(Artifact {
                 path,
                 modified,

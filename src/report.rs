@@ -358,29 +358,14 @@ pub fn table(doc: &WorkspacesDocument, colours: bool, several_roots: bool) -> St
                 .as_ref()
                 .and_then(|s| s.resources)
                 .map_or("-".into(), |n| n.to_string());
-            let changes = w
-                .plan
-                .as_ref()
-                .filter(|p| p.current)
-                .map_or("-".into(), |p| {
-                    format!(
-                        "+{} ~{} -{} ±{}",
-                        p.changes.create, p.changes.update, p.changes.delete, p.changes.replace
-                    )
-                });
-            let why = w
-                .reasons
-                .first()
-                .map(|r| r.message.clone())
-                .unwrap_or_default();
-            [
-                w.status.to_owned(),
-                path,
-                w.workspace.clone(),
-                resources,
-                changes,
-                why,
-            ]
+            let changes = w.plan.as_ref().filter(|p| p.current).map_or("-".into(), |p| {
+                format!(
+                    "+{} ~{} -{} ±{}",
+                    p.changes.create, p.changes.update, p.changes.delete, p.changes.replace
+                )
+            });
+            let why = w.reasons.first().map(|r| r.message.clone()).unwrap_or_default();
+            [w.status.to_owned(), path, w.workspace.clone(), resources, changes, why]
         })
         .collect();
     let headers = ["STATUS", "PATH", "WORKSPACE", "RESOURCES", "CHANGES", "WHY"];
@@ -420,11 +405,7 @@ pub fn table(doc: &WorkspacesDocument, colours: bool, several_roots: bool) -> St
         out.push_str("(no workspaces found)\n");
     }
     for problem in &doc.errors {
-        let _ = writeln!(
-            out,
-            "error: {}:{}: {}",
-            problem.root, problem.path, problem.message
-        );
+        let _ = writeln!(out, "error: {}:{}: {}", problem.root, problem.path, problem.message);
     }
     let total: u64 = Status::ALL.iter().map(|s| doc.counts.get(*s)).sum();
     let parts: Vec<String> = Status::ALL

@@ -50,10 +50,7 @@ pub fn workspace_id(root: &str, path: &str, name: &str) -> String {
         hash.update(part.as_bytes());
         hash.update([0]);
     }
-    hash.finalize()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hash.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Something that could not be scanned; the rest of the scan went on.
@@ -99,11 +96,9 @@ impl Scanner<'_> {
         for root in roots {
             match discover(&root.path, &self.discover) {
                 Ok((dirs, problems)) => {
-                    result.problems.extend(
-                        problems
-                            .into_iter()
-                            .map(|p| ScanProblem::from_walk(root, p)),
-                    );
+                    result
+                        .problems
+                        .extend(problems.into_iter().map(|p| ScanProblem::from_walk(root, p)));
                     let read: Vec<_> = dirs
                         .par_iter()
                         .map(|rel| self.read_dir(root, rel, now, &|_| None))
@@ -130,13 +125,12 @@ impl Scanner<'_> {
         now: DateTime<Utc>,
         previous: &dyn Fn(&str) -> Option<StateMeta>,
     ) -> Result<Vec<Workspace>, ScanProblem> {
-        let found =
-            read_directory(&root.path, rel, self.probe, previous).map_err(|e| ScanProblem {
-                root: root.label.clone(),
-                path: e.path.clone(),
-                kind: "directory_unreadable",
-                message: e.to_string(),
-            })?;
+        let found = read_directory(&root.path, rel, self.probe, previous).map_err(|e| ScanProblem {
+            root: root.label.clone(),
+            path: e.path.clone(),
+            kind: "directory_unreadable",
+            message: e.to_string(),
+        })?;
         Ok(found
             .into_iter()
             .map(|ws| {
@@ -161,9 +155,5 @@ pub fn sort(workspaces: &mut [Workspace]) {
 
 /// The directory of a workspace on disk.
 pub fn directory(root: &Path, rel: &str) -> PathBuf {
-    if rel == "." {
-        root.to_owned()
-    } else {
-        root.join(rel)
-    }
+    if rel == "." { root.to_owned() } else { root.join(rel) }
 }

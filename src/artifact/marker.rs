@@ -113,9 +113,7 @@ fn safe_url(url: &str) -> Option<String> {
     }
     let authority_end = rest.find('/').unwrap_or(rest.len());
     let (authority, path) = rest.split_at(authority_end);
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
     Some(format!("{scheme}://{host}{path}"))
 }
 
@@ -130,20 +128,19 @@ mod tests {
         assert_eq!(lock.operation, Operation::Provision);
         assert_eq!(lock.pid, Some(4242));
         assert_eq!(lock.url.as_deref(), Some("https://ci.example/run/1"));
-        let run = parse_last_run(br#"{"operation": "provision", "outcome": "failed", "exit_code": 1,
-            "started_at": "2026-11-29T10:00:00Z", "finished_at": "2026-11-29T10:07:12Z", "run_id": "1234"}"#).unwrap();
+        let run = parse_last_run(
+            br#"{"operation": "provision", "outcome": "failed", "exit_code": 1,
+            "started_at": "2026-11-29T10:00:00Z", "finished_at": "2026-11-29T10:07:12Z", "run_id": "1234"}"#,
+        )
+        .unwrap();
         assert_eq!(run.outcome, Outcome::Failed);
     }
 
     #[test]
     fn only_operation_and_started_at_are_required() {
-        assert!(
-            parse_lock(br#"{"operation":"destroy","started_at":"2026-11-29T10:00:00Z"}"#).is_ok()
-        );
+        assert!(parse_lock(br#"{"operation":"destroy","started_at":"2026-11-29T10:00:00Z"}"#).is_ok());
         assert_eq!(
-            parse_lock(br#"{"operation":"destroy"}"#)
-                .unwrap_err()
-                .kind(),
+            parse_lock(br#"{"operation":"destroy"}"#).unwrap_err().kind(),
             "wrong_shape"
         );
         assert_eq!(

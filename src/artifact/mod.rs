@@ -82,16 +82,10 @@ impl fmt::Display for ParseError {
                 )
             }
             ParseError::NotJson { line, column } => {
-                write!(
-                    f,
-                    "not valid JSON (syntax error at line {line} column {column})"
-                )
+                write!(f, "not valid JSON (syntax error at line {line} column {column})")
             }
             ParseError::WrongShape { line, column } => {
-                write!(
-                    f,
-                    "JSON of an unexpected shape (at line {line} column {column})"
-                )
+                write!(f, "JSON of an unexpected shape (at line {line} column {column})")
             }
             ParseError::TooDeep { line, column } => {
                 write!(f, "JSON nested too deeply (at line {line} column {column})")
@@ -117,11 +111,36 @@ fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ParseError> {
 
 /// Deserialises a document from a reader in constant memory (for files too large to hold).
 fn from_reader<T: DeserializeOwned, R: Read>(reader: R) -> Result<T, ParseError> {
-    let mut de =
-        serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(1 << 20, reader));
-    let value = T::deserialize(&mut de).map_err(|e| ParseError::from_json(&e))?;
-    de.end().map_err(|e| ParseError::from_json(&e))?;
-    Ok(value)
+    let mut watched = ContentWatch {
+        inner: reader,
+        seen_content: false,
+    };
+    let result = {
+        let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(1 << 20, &mut watched));
+        T::deserialize(&mut de).and_then(|value| de.end().map(|()| value))
+    };
+    match result {
+        Ok(value) => Ok(value),
+        Err(_) if !watched.seen_content => Err(ParseError::Empty),
+        Err(e) => Err(ParseError::from_json(&e)),
+    }
+}
+
+/// Notes whether anything but white space went through, so that an empty stream is told apart
+/// from a truncated one, as for an in-memory document.
+struct ContentWatch<R> {
+    inner: R,
+    seen_content: bool,
+}
+
+impl<R: Read> Read for ContentWatch<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if !self.seen_content {
+            self.seen_content = buf[..n].iter().any(|b| !b.is_ascii_whitespace());
+        }
+        Ok(n)
+    }
 }
 
 /// Keeps a short identifier-like string (a version, a lineage, a name) and drops anything else.
@@ -131,9 +150,9 @@ fn from_reader<T: DeserializeOwned, R: Read>(reader: R) -> Result<T, ParseError>
 pub fn identifier(text: &str, max_len: usize) -> Option<String> {
     let ok = !text.is_empty()
         && text.len() <= max_len
-        && text.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+' | '@' | ':' | '/')
-        });
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+' | '@' | ':' | '/'));
     ok.then(|| text.to_owned())
 }
 

@@ -114,12 +114,7 @@ impl RawPlan {
             });
         };
         let mut changes = Changes::default();
-        for change in self
-            .resource_changes
-            .iter()
-            .flatten()
-            .filter_map(|c| c.change.as_ref())
-        {
+        for change in self.resource_changes.iter().flatten().filter_map(|c| c.change.as_ref()) {
             count_actions(&change.actions, &mut changes);
         }
         let drifted_resources = self
@@ -137,10 +132,7 @@ impl RawPlan {
             .count() as u64;
         Ok(PlanSummary {
             format_version: identifier(&format_version, 16),
-            terraform_version: self
-                .terraform_version
-                .as_deref()
-                .and_then(|v| identifier(v, 64)),
+            terraform_version: self.terraform_version.as_deref().and_then(|v| identifier(v, 64)),
             errored: self.errored,
             drifted_resources,
             changes,

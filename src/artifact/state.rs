@@ -99,10 +99,7 @@ impl RawState {
             version: self.version,
             serial: self.serial,
             lineage: self.lineage.as_deref().and_then(|l| identifier(l, 64)),
-            terraform_version: self
-                .terraform_version
-                .as_deref()
-                .and_then(|v| identifier(v, 64)),
+            terraform_version: self.terraform_version.as_deref().and_then(|v| identifier(v, 64)),
             resources: Some(0),
             tainted: 0,
             encrypted: false,
@@ -134,8 +131,7 @@ impl RawState {
                         if key.starts_with("data.") {
                             continue;
                         }
-                        let primary_tainted =
-                            resource.primary.as_ref().and_then(|p| p.tainted) == Some(true);
+                        let primary_tainted = resource.primary.as_ref().and_then(|p| p.tainted) == Some(true);
                         let listed_tainted = resource.tainted.as_ref().map_or(0, Vec::len) as u64;
                         if resource.primary.is_some() {
                             count += 1;
@@ -176,15 +172,13 @@ mod tests {
 
     #[test]
     fn lineage_with_arbitrary_text_is_dropped() {
-        let meta = parse(br#"{"version":4,"lineage":"has spaces and \"quotes\"","resources":[]}"#)
-            .unwrap();
+        let meta = parse(br#"{"version":4,"lineage":"has spaces and \"quotes\"","resources":[]}"#).unwrap();
         assert_eq!(meta.lineage, None);
     }
 
     #[test]
     fn reader_and_slice_agree() {
-        let state =
-            br#"{"version":4,"serial":1,"resources":[{"mode":"managed","instances":[{}]}]}"#;
+        let state = br#"{"version":4,"serial":1,"resources":[{"mode":"managed","instances":[{}]}]}"#;
         assert_eq!(parse(state).unwrap(), parse_reader(&state[..]).unwrap());
     }
 
@@ -199,9 +193,7 @@ mod tests {
     fn deep_nesting_neither_crashes_nor_loses_the_count() {
         // Skipped values are walked without recursion, so depth costs nothing there.
         let depth = 100_000;
-        let mut doc = String::from(
-            r#"{"version":4,"resources":[{"mode":"managed","instances":[{"attributes":"#,
-        );
+        let mut doc = String::from(r#"{"version":4,"resources":[{"mode":"managed","instances":[{"attributes":"#);
         doc.push_str(&"[".repeat(depth));
         doc.push_str(&"]".repeat(depth));
         doc.push_str("}]}]}");
@@ -210,8 +202,7 @@ mod tests {
         // Where a value is read, the parser's recursion limit answers with an error.
         let unclosed = format!(r#"{{"version":4,"resources":{}"#, "[".repeat(depth));
         assert!(parse(unclosed.as_bytes()).is_err());
-        let mut deep_typed =
-            String::from(r#"{"version":4,"resources":[{"mode":"managed","instances":[{"status":"#);
+        let mut deep_typed = String::from(r#"{"version":4,"resources":[{"mode":"managed","instances":[{"status":"#);
         deep_typed.push_str(&"[".repeat(depth));
         assert!(matches!(
             parse(deep_typed.as_bytes()).unwrap_err().kind(),

@@ -62,19 +62,14 @@ pub fn parse(bytes: &[u8]) -> Result<TerraformLock, ParseError> {
         id: raw.id.as_deref().and_then(|id| super::identifier(id, 64)),
         operation,
         who: raw.who.as_deref().map(|w| printable(w, 128)),
-        version: raw
-            .version
-            .as_deref()
-            .and_then(|v| super::identifier(v, 64)),
+        version: raw.version.as_deref().and_then(|v| super::identifier(v, 64)),
         created: raw.created.as_deref().and_then(parse_time),
     })
 }
 
 /// Go writes times as RFC 3339 with nanoseconds and the writer's offset.
 pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&Utc))
 }
 
 #[cfg(test)]

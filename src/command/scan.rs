@@ -63,18 +63,12 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write) -> anyhow::Result<Exit> {
 /// A state file caught mid-write has no earlier reading to fall back on in a one-shot scan: wait
 /// until it has settled (a few seconds at most) and read its directory again.
 fn settle(scanner: &Scanner<'_>, config: &ScanConfig, result: &mut ScanResult) {
-    let deadline = Utc::now()
-        + TimeDelta::from_std(config.common.policy.settle_time * 3).unwrap_or(TimeDelta::MAX);
+    let deadline = Utc::now() + TimeDelta::from_std(config.common.policy.settle_time * 3).unwrap_or(TimeDelta::MAX);
     loop {
         let settling: BTreeSet<(String, String)> = result
             .workspaces
             .iter()
-            .filter(|w| {
-                w.verdict
-                    .reasons
-                    .iter()
-                    .any(|r| r.code == ReasonCode::StateSettling)
-            })
+            .filter(|w| w.verdict.reasons.iter().any(|r| r.code == ReasonCode::StateSettling))
             .map(|w| (w.root.clone(), w.path.clone()))
             .collect();
         let Some(wake) = result
@@ -98,9 +92,7 @@ fn settle(scanner: &Scanner<'_>, config: &ScanConfig, result: &mut ScanResult) {
             let Some(root) = config.common.roots.iter().find(|r| r.label == label) else {
                 continue;
             };
-            result
-                .workspaces
-                .retain(|w| !(w.root == label && w.path == rel));
+            result.workspaces.retain(|w| !(w.root == label && w.path == rel));
             match scanner.read_dir(root, &rel, now, &|_| None) {
                 Ok(mut found) => result.workspaces.append(&mut found),
                 Err(problem) => result.problems.push(problem),

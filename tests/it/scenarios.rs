@@ -92,13 +92,8 @@ fn scan_prints_the_golden_document_for_every_scenario() {
             String::from_utf8_lossy(&output.stderr)
         );
         let stdout = String::from_utf8(output.stdout).unwrap();
-        assert!(
-            !stdout.contains(CANARY),
-            "{name}: the canary leaked into scan output"
-        );
-        let golden = repo()
-            .join("tests/golden/scenarios")
-            .join(format!("{name}.json"));
+        assert!(!stdout.contains(CANARY), "{name}: the canary leaked into scan output");
+        let golden = repo().join("tests/golden/scenarios").join(format!("{name}.json"));
         if let Err(e) = check_golden(&golden, &stdout) {
             failures.push(e);
         }

@@ -1,10 +1,7 @@
 //! Shared helpers of the integration tests: fixture trees in temporary directories with their
 //! recorded modification times, golden files, and the external tools the tests drive.
 
-#![allow(
-    dead_code,
-    reason = "each test module uses its own subset of the helpers"
-)]
+#![allow(dead_code, reason = "each test module uses its own subset of the helpers")]
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -69,6 +66,9 @@ pub struct Scenario {
     pub expect: Vec<Expectation>,
     #[serde(default)]
     pub synthetic: Vec<String>,
+    /// Folders git cannot hold under their real name (`dot-git` for `.git`), renamed after copying.
+    #[serde(default)]
+    pub renames: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize, Debug, Clone)]
@@ -105,12 +105,14 @@ pub fn scenario_names() -> Vec<String> {
 
 pub fn load_scenario(name: &str) -> ScenarioTree {
     let source = repo().join("fixtures/scenarios").join(name);
-    let scenario: Scenario =
-        serde_json::from_slice(&fs::read(source.join("scenario.json")).unwrap())
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let scenario: Scenario = serde_json::from_slice(&fs::read(source.join("scenario.json")).unwrap())
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     let dir = tempfile::tempdir().unwrap();
     copy_tree(&source, dir.path());
     fs::remove_file(dir.path().join("scenario.json")).unwrap();
+    for (stored, real) in &scenario.renames {
+        fs::rename(dir.path().join(stored), dir.path().join(real)).unwrap();
+    }
     // Files first, then directories (writing a file touches its directory).
     let (dirs, files): (Vec<_>, Vec<_>) = scenario
         .mtimes
@@ -136,12 +138,8 @@ pub fn check_golden(path: &Path, actual: &str) -> Result<(), String> {
         fs::write(path, actual).unwrap();
         return Ok(());
     }
-    let expected = fs::read_to_string(path).map_err(|_| {
-        format!(
-            "{} is missing: run with UPDATE_GOLDEN=1 to create it",
-            path.display()
-        )
-    })?;
+    let expected = fs::read_to_string(path)
+        .map_err(|_| format!("{} is missing: run with UPDATE_GOLDEN=1 to create it", path.display()))?;
     if expected == actual {
         return Ok(());
     }
