@@ -9,7 +9,7 @@ use globset::{Glob, GlobSetBuilder};
 use serde::Deserialize;
 
 use crate::classify::Policy;
-use crate::cli::{CommonArgs, Format, ScanArgs};
+use crate::cli::{CommonArgs, Format, ScanArgs, ServeArgs};
 use crate::discover::DiscoverOptions;
 use crate::model::{Status, parse_status_list};
 use crate::scan::Root;
@@ -157,6 +157,85 @@ impl ScanConfig {
             status: statuses("status", args.status.as_ref().or(file.status.as_ref()))?,
             fail_on: statuses("fail_on", args.fail_on.as_ref().or(file.fail_on.as_ref()))?,
             now,
+        })
+    }
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `iacwatch serve`, validated.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub common: Common,
+    pub listen: String,
+    pub timing: crate::watch::Timing,
+    pub per_workspace_metrics: bool,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub limits: crate::http::Limits,
+}
+
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:9814";
+
+impl ServeConfig {
+    pub fn new(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
+        let file = FileConfig::load(args.common.config.as_deref())?;
+        let common = Common::new(&args.common, &file, args.hostname.as_ref())?;
+        let mut timing = crate::watch::Timing::default();
+        let pick = |flag: &Option<String>, key: &Option<String>| flag.clone().or_else(|| key.clone());
+        if let Some(text) = pick(&args.poll, &file.poll) {
+            let interval = duration("poll", &text)?;
+            if interval.is_zero() {
+                return Err(invalid("poll", "the interval must be more than 0"));
+            }
+            timing.poll = Some(interval);
+        }
+        if let Some(text) = pick(&args.resync_interval, &file.resync_interval) {
+            let interval = duration("resync_interval", &text)?;
+            timing.resync = (!interval.is_zero()).then_some(interval);
+        }
+        if let Some(text) = pick(&args.lock_check_interval, &file.lock_check_interval) {
+            timing.lock_check = duration("lock_check_interval", &text)?.max(std::time::Duration::from_millis(100));
+        }
+        if let Some(text) = pick(&args.quiet_time, &file.quiet_time) {
+            timing.quiet = duration("quiet_time", &text)?;
+        }
+        let mut limits = crate::http::Limits::default();
+        if let Some(text) = &file.header_timeout {
+            limits.header_timeout = duration("header_timeout", text)?;
+        }
+        if let Some(text) = &file.request_timeout {
+            limits.request_timeout = duration("request_timeout", text)?;
+        }
+        let log_format = match pick(&args.log_format, &file.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(invalid("log_format", format!("'{other}' is neither text nor json"))),
+        };
+        let listen = pick(&args.listen, &file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        if listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "listen",
+                format!("'{listen}' is not an address like 0.0.0.0:9814 or [::1]:9814"),
+            ));
+        }
+        Ok(ServeConfig {
+            common,
+            listen,
+            timing,
+            per_workspace_metrics: args
+                .per_workspace_metrics
+                .or(file.per_workspace_metrics)
+                .unwrap_or(true),
+            log_format,
+            log_level: pick(&args.log_level, &file.log_level).unwrap_or_else(|| "info".to_owned()),
+            limits,
         })
     }
 }

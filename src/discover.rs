@@ -122,6 +122,36 @@ pub fn discover(root: &Path, options: &DiscoverOptions) -> Result<(Vec<String>, 
     Ok((found.into_inner().unwrap_or_default().into_iter().collect(), problems))
 }
 
+/// Finds the workspace directories at and below `rel` (a directory relative to `root`). A
+/// directory that no longer exists has none.
+pub fn discover_subtree(root: &Path, rel: &str, options: &DiscoverOptions) -> (Vec<String>, Vec<WalkProblem>) {
+    let start = if rel == "." { root.to_owned() } else { root.join(rel) };
+    if !start.is_dir() {
+        return (Vec::new(), Vec::new());
+    }
+    let found = Mutex::new(BTreeSet::new());
+    let problems = Mutex::new(Vec::new());
+    walk(root, &start, None, options, &found, &problems, |_| {});
+    let found: Vec<String> = found
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|d| crate::store::is_within(d, rel))
+        .collect();
+    (found, problems.into_inner().unwrap_or_default())
+}
+
+/// True when the directory directly holds something that makes it a workspace directory.
+pub fn is_workspace_dir(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let name = e.file_name();
+        is_marker(&name.to_string_lossy(), e.path().is_dir())
+    })
+}
+
 fn is_dir(entry: &DirEntry, follow: bool) -> bool {
     entry.file_type().is_dir() || (follow && entry.path_is_symlink() && entry.path().is_dir())
 }

@@ -18,6 +18,8 @@
 //!   holds a lock).
 //! - `scan`: discover + read + classify over all roots, in parallel.
 //! - `report`: the JSON views and the table.
+//! - `store`: the one shared snapshot the daemon serves; `watch` keeps it current.
+//! - `http`, `metrics`: the endpoints and the Prometheus exposition.
 //! - `cli`, `config`, `command`: the command line, its validation, and the commands.
 
 pub mod artifact;
@@ -27,8 +29,13 @@ pub mod command;
 pub mod config;
 pub mod discover;
 pub mod evidence;
+pub mod http;
 pub mod liveness;
+pub mod metrics;
 pub mod model;
 pub mod read;
 pub mod report;
 pub mod scan;
+pub mod store;
+pub mod watch;
+pub mod wrapper;

@@ -112,7 +112,9 @@ impl Store {
     /// The last good state reading of a workspace, kept while its state file settles.
     pub fn previous_state(&self, root: &str, path: &str, name: &str) -> Option<StateMeta> {
         let snapshot = self.snapshot();
-        let entry = snapshot.workspaces.get(&(root.to_owned(), path.to_owned(), name.to_owned()))?;
+        let entry = snapshot
+            .workspaces
+            .get(&(root.to_owned(), path.to_owned(), name.to_owned()))?;
         entry.workspace.verdict.state.clone()
     }
 
@@ -132,7 +134,12 @@ impl Store {
                 }
         };
         let found: BTreeSet<Key> = update.workspaces.iter().map(key).collect();
-        let gone: Vec<Key> = next.workspaces.keys().filter(|k| in_scope(k) && !found.contains(*k)).cloned().collect();
+        let gone: Vec<Key> = next
+            .workspaces
+            .keys()
+            .filter(|k| in_scope(k) && !found.contains(*k))
+            .cloned()
+            .collect();
         for k in gone {
             if let Some(old) = next.workspaces.remove(&k) {
                 tracing::info!(root = %k.0, path = %k.1, workspace = %k.2, from = %old.workspace.verdict.status, "workspace removed");
@@ -146,7 +153,8 @@ impl Store {
                 })
         });
         for problem in update.problems {
-            next.problems.insert((problem.root.clone(), problem.path.clone()), problem);
+            next.problems
+                .insert((problem.root.clone(), problem.path.clone()), problem);
         }
         for ws in update.workspaces {
             let k = key(&ws);
