@@ -1,5 +1,6 @@
 //! The integration tests, one binary (`cargo test --test it`).
 
 mod artifacts;
+mod run;
 mod scenarios;
 mod support;

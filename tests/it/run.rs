@@ -1,0 +1,490 @@
+//! `iacwatch run`, the pipeline wrapper, driving the real Terraform (`tools/install-terraform`):
+//! the markers it writes, the exit codes it passes through, the signals it passes on, and the
+//! statuses `iacwatch scan` reads from all that. The wrapper runs with stdin from /dev/null, as
+//! in CI.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::support::{eventually, iacwatch, tool};
+
+const LONG: Duration = Duration::from_secs(120);
+
+/// A Terraform root module in a temporary directory, initialised.
+struct Workspace {
+    dir: TempDir,
+    terraform: PathBuf,
+    /// Where the wrapped commands' output goes (outside the workspace).
+    logs: TempDir,
+}
+
+impl Workspace {
+    /// `None` when Terraform is not installed (outside CI).
+    fn new(main_tf: &str) -> Option<Workspace> {
+        let terraform = tool("terraform/bin/terraform")?;
+        let ws = Workspace {
+            dir: tempfile::tempdir().unwrap(),
+            terraform,
+            logs: tempfile::tempdir().unwrap(),
+        };
+        fs::write(ws.path().join("main.tf"), main_tf).unwrap();
+        let init = ws.terraform(&["init", "-input=false", "-no-color"]).output().unwrap();
+        assert!(init.status.success(), "terraform init: {}", text(&init.stderr));
+        Some(ws)
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn env(&self, command: &mut Command) {
+        let bin = self.terraform.parent().unwrap();
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![bin.to_owned()];
+        dirs.extend(std::env::split_paths(&path));
+        command
+            .env("PATH", std::env::join_paths(dirs).unwrap())
+            .env("TF_CLI_CONFIG_FILE", bin.parent().unwrap().join("terraformrc"))
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("TF_IN_AUTOMATION", "1")
+            .env_remove("TF_WORKSPACE")
+            .current_dir(self.path())
+            .stdin(Stdio::null());
+    }
+
+    fn terraform(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.terraform);
+        command.args(args);
+        self.env(&mut command);
+        command
+    }
+
+    /// `iacwatch run --operation OP --dir WS [extra] -- terraform ARGS...`, output into a log file.
+    fn wrapper(&self, operation: &str, extra: &[&str], terraform: &[&str]) -> Command {
+        let mut command = iacwatch();
+        command
+            .args(["run", "--operation", operation, "--dir"])
+            .arg(self.path())
+            .args(["--run-id", "test-1"])
+            .args(extra)
+            .args(["--", "terraform"])
+            .args(terraform);
+        self.env(&mut command);
+        command
+    }
+
+    /// Starts a wrapper whose output goes to `name` in the log folder.
+    fn spawn(&self, mut command: Command, name: &str) -> Child {
+        let log = fs::File::create(self.logs.path().join(name)).unwrap();
+        command.stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap()
+    }
+
+    fn log(&self, name: &str) -> String {
+        fs::read_to_string(self.logs.path().join(name)).unwrap_or_default()
+    }
+
+    fn marker(&self, name: &str) -> PathBuf {
+        self.path().join(".iacwatch/default").join(name)
+    }
+
+    fn last_run(&self) -> Value {
+        serde_json::from_slice(&fs::read(self.marker("last-run.json")).unwrap()).unwrap()
+    }
+
+    /// The workspace as `iacwatch scan --format json` reports it.
+    fn scan(&self) -> Value {
+        scan(self.path())
+    }
+}
+
+fn scan(dir: &Path) -> Value {
+    let output = iacwatch().args(["scan", "--format", "json"]).arg(dir).output().unwrap();
+    assert!(output.status.success(), "scan: {}", text(&output.stderr));
+    let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let workspaces = doc["workspaces"].as_array().unwrap();
+    assert_eq!(workspaces.len(), 1, "{doc:#}");
+    workspaces[0].clone()
+}
+
+fn reasons(ws: &Value) -> Vec<String> {
+    ws["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
+    eventually(LONG, "the wrapper to end", || child.try_wait().unwrap())
+}
+
+const APPLY: &[&str] = &["apply", "-auto-approve", "-input=false", "-no-color"];
+const DESTROY: &[&str] = &["destroy", "-auto-approve", "-input=false", "-no-color"];
+
+fn slow_create(seconds: u32) -> String {
+    format!(
+        r#"
+resource "null_resource" "fast" {{}}
+resource "null_resource" "slow" {{
+  provisioner "local-exec" {{
+    command = "sleep {seconds}"
+  }}
+}}
+"#
+    )
+}
+
+#[test]
+fn a_successful_apply_leaves_a_succeeded_run_and_an_active_workspace() {
+    let Some(ws) = Workspace::new(r#"resource "null_resource" "a" {}"#) else {
+        return;
+    };
+    let output = ws.wrapper("provision", &[], APPLY).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let run = ws.last_run();
+    assert_eq!(run["operation"], "provision");
+    assert_eq!(run["outcome"], "succeeded");
+    assert_eq!(run["exit_code"], 0);
+    assert_eq!(run["run_id"], "test-1");
+    assert!(run["started_at"].as_str().unwrap() <= run["finished_at"].as_str().unwrap());
+    assert!(!ws.marker("lock.json").exists());
+    let leftovers: Vec<_> = fs::read_dir(ws.path().join(".iacwatch/default"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers, ["last-run.json"]);
+    assert_eq!(ws.scan()["status"], "active");
+}
+
+#[test]
+fn a_failing_apply_passes_its_exit_code_through_and_the_workspace_is_failed() {
+    let Some(ws) = Workspace::new(
+        r#"
+resource "null_resource" "broken" {
+  provisioner "local-exec" {
+    command = "exit 3"
+  }
+}
+"#,
+    ) else {
+        return;
+    };
+    let output = ws.wrapper("provision", &[], APPLY).output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let run = ws.last_run();
+    assert_eq!(run["outcome"], "failed");
+    assert_eq!(run["exit_code"], 1);
+    assert!(!ws.marker("lock.json").exists());
+    let scanned = ws.scan();
+    assert_eq!(scanned["status"], "failed", "{scanned:#}");
+    let codes = reasons(&scanned);
+    assert!(codes.contains(&"last_run_failed".to_owned()), "{codes:?}");
+    assert!(codes.contains(&"tainted_instances".to_owned()), "{codes:?}");
+}
+
+#[test]
+fn a_slow_destroy_shows_destroying_while_it_runs_then_inactive() {
+    let Some(ws) = Workspace::new(
+        r#"
+resource "null_resource" "a" {}
+resource "null_resource" "slow" {
+  provisioner "local-exec" {
+    when    = destroy
+    command = "sleep 4"
+  }
+}
+"#,
+    ) else {
+        return;
+    };
+    let applied = ws.terraform(APPLY).output().unwrap();
+    assert!(applied.status.success(), "{}", text(&applied.stderr));
+    assert_eq!(ws.scan()["status"], "active");
+
+    let mut wrapper = ws.spawn(ws.wrapper("destroy", &[], DESTROY), "destroy.log");
+    let during = eventually(LONG, "scan to show destroying", || {
+        let scanned = ws.scan();
+        (scanned["status"] == "destroying").then_some(scanned)
+    });
+    assert!(reasons(&during).contains(&"pipeline_lock".to_owned()), "{during:#}");
+    assert!(wrapper.try_wait().unwrap().is_none(), "the destroy ended too soon");
+    let status = wait_for_exit(&mut wrapper);
+    assert!(status.success(), "{}", ws.log("destroy.log"));
+    assert_eq!(ws.last_run()["operation"], "destroy");
+    assert_eq!(ws.last_run()["outcome"], "succeeded");
+    let after = ws.scan();
+    assert_eq!(after["status"], "inactive", "{after:#}");
+}
+
+#[test]
+fn sigterm_to_the_wrapper_stops_terraform_gracefully_and_the_run_is_cancelled() {
+    let Some(ws) = Workspace::new(&slow_create(60)) else {
+        return;
+    };
+    let mut wrapper = ws.spawn(ws.wrapper("provision", &[], APPLY), "apply.log");
+    eventually(LONG, "the slow provisioner to start", || {
+        ws.log("apply.log").contains("Executing").then_some(())
+    });
+    kill(Pid::from_raw(wrapper.id() as i32), Signal::SIGTERM).unwrap();
+    let status = eventually(Duration::from_secs(30), "the wrapper to end after SIGTERM", || {
+        wrapper.try_wait().unwrap()
+    });
+    let log = ws.log("apply.log");
+    assert!(
+        log.contains("Interrupt received") || log.contains("Gracefully shutting down"),
+        "Terraform did not see the signal:\n{log}"
+    );
+    let code = status.code().unwrap();
+    assert!(code == 1 || code == 128 + 15, "exit code {code}\n{log}");
+    let run = ws.last_run();
+    assert_eq!(run["outcome"], "cancelled");
+    assert_eq!(run["exit_code"], code);
+    assert!(!ws.marker("lock.json").exists());
+    let state: Value = serde_json::from_slice(&fs::read(ws.path().join("terraform.tfstate")).unwrap())
+        .expect("the state is valid JSON after a cancelled apply");
+    assert!(state["resources"].is_array());
+    assert!(!ws.path().join(".terraform.tfstate.lock.info").exists());
+    assert_eq!(ws.scan()["status"], "failed");
+}
+
+#[test]
+fn sigkill_of_the_wrapper_leaves_its_lock_and_the_workspace_is_failed() {
+    let Some(ws) = Workspace::new(&slow_create(3)) else {
+        return;
+    };
+    let mut wrapper = ws.spawn(ws.wrapper("provision", &[], APPLY), "apply.log");
+    eventually(LONG, "the slow provisioner to start", || {
+        ws.log("apply.log").contains("Executing").then_some(())
+    });
+    wrapper.kill().unwrap();
+    wrapper.wait().unwrap();
+    assert!(ws.marker("lock.json").exists());
+    // Terraform itself runs on to its end (it is not in the wrapper's process group).
+    let scanned = eventually(LONG, "scan to show failed with dead_pipeline", || {
+        let scanned = ws.scan();
+        (scanned["status"] == "failed").then_some(scanned)
+    });
+    assert!(reasons(&scanned).contains(&"dead_pipeline".to_owned()), "{scanned:#}");
+    assert!(ws.marker("lock.json").exists());
+    assert!(!ws.marker("last-run.json").exists());
+}
+
+#[test]
+fn a_second_wrapper_is_refused_while_the_first_runs_unless_it_waits() {
+    let Some(ws) = Workspace::new(&slow_create(4)) else {
+        return;
+    };
+    let mut first = ws.spawn(ws.wrapper("provision", &[], APPLY), "first.log");
+    eventually(LONG, "the first wrapper's lock", || {
+        ws.marker("lock.json").exists().then_some(())
+    });
+    let lock_before = fs::read(ws.marker("lock.json")).unwrap();
+
+    let mut second = iacwatch();
+    second
+        .args(["run", "--operation", "destroy", "--dir"])
+        .arg(ws.path())
+        .args(["--", "true"]);
+    let refused = second.output().unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let message = text(&refused.stderr);
+    assert!(
+        message.starts_with("iacwatch: ") && message.contains("locked by another pipeline"),
+        "{message}"
+    );
+    assert!(message.contains("provision since"), "{message}");
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert_eq!(fs::read(ws.marker("lock.json")).unwrap(), lock_before);
+
+    let mut waiting = iacwatch();
+    waiting
+        .args(["run", "--operation", "plan", "--wait=2m", "--dir"])
+        .arg(ws.path())
+        .args(["--", "true"]);
+    let waited = waiting.output().unwrap();
+    assert_eq!(waited.status.code(), Some(0), "{}", text(&waited.stderr));
+    assert!(text(&waited.stderr).contains("waiting for workspace"));
+    // The waiting wrapper ran after the first one had finished.
+    assert!(first.try_wait().unwrap().is_some());
+    assert!(wait_for_exit(&mut first).success(), "{}", ws.log("first.log"));
+    assert_eq!(ws.last_run()["operation"], "plan");
+    assert!(!ws.marker("lock.json").exists());
+}
+
+#[test]
+fn state_snapshot_and_plan_json_are_written_before_the_last_run() {
+    let Some(ws) = Workspace::new(r#"resource "null_resource" "a" {}"#) else {
+        return;
+    };
+    let output = ws
+        .wrapper(
+            "plan",
+            &["--state-snapshot", "--plan-json", "tfplan"],
+            &["plan", "-input=false", "-no-color", "-out=tfplan"],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let plan: Value = serde_json::from_slice(&fs::read(ws.marker("plan.json")).unwrap()).unwrap();
+    assert!(plan["format_version"].is_string());
+    // No state yet: nothing to snapshot, and a warning says so.
+    assert!(!ws.marker("state.json").exists());
+    assert!(text(&output.stderr).contains("state snapshot skipped"));
+    let scanned = ws.scan();
+    assert_eq!(scanned["status"], "apply_needed", "{scanned:#}");
+
+    let applied = ws.wrapper("provision", &["--state-snapshot"], APPLY).output().unwrap();
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied.stderr));
+    let state: Value = serde_json::from_slice(&fs::read(ws.marker("state.json")).unwrap()).unwrap();
+    assert_eq!(state["resources"].as_array().unwrap().len(), 1);
+    let state_time = fs::metadata(ws.marker("state.json")).unwrap().modified().unwrap();
+    let run_time = fs::metadata(ws.marker("last-run.json")).unwrap().modified().unwrap();
+    assert!(state_time <= run_time);
+}
+
+/// `iacwatch run ARGS` in `dir`, with no CI variables in sight.
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    iacwatch()
+        .arg("run")
+        .args(args)
+        .current_dir(dir)
+        .env_remove("TF_WORKSPACE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn assert_one_line_error(output: &Output, needle: &str) {
+    let message = text(&output.stderr);
+    assert_ne!(output.status.code(), Some(0), "{message}");
+    assert!(message.starts_with("iacwatch: "), "{message}");
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(message.contains(needle), "{needle:?} not in {message}");
+}
+
+#[test]
+fn bad_input_is_a_one_line_error_and_writes_no_marker() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--operation", "explode", "--", "true"], "unknown operation"),
+        (&["--operation", "provision"], "no command to run"),
+        (
+            &["--operation", "provision", "--dir", "missing", "--", "true"],
+            "not a directory",
+        ),
+        (
+            &["--operation", "provision", "--wait=soon", "--", "true"],
+            "not a duration",
+        ),
+        (
+            &["--operation", "provision", "--workspace", "../up", "--", "true"],
+            "cannot name a folder",
+        ),
+        (
+            &["--operation", "provision", "--", "no-such-command-here"],
+            "command not found",
+        ),
+    ];
+    for (args, needle) in cases {
+        let output = run_in(dir.path(), args);
+        assert_one_line_error(&output, needle);
+        assert!(!dir.path().join(".iacwatch").exists(), "{args:?}");
+    }
+    let not_found = run_in(dir.path(), &["--operation", "provision", "--", "no-such-command-here"]);
+    assert_eq!(not_found.status.code(), Some(127));
+
+    // A file where the marker folder should be: it cannot be written.
+    fs::write(dir.path().join(".iacwatch"), "").unwrap();
+    let output = run_in(dir.path(), &["--operation", "provision", "--", "true"]);
+    assert_one_line_error(&output, "cannot write the markers");
+    assert_eq!(fs::read(dir.path().join(".iacwatch")).unwrap(), b"");
+}
+
+#[test]
+fn exit_codes_and_signals_of_the_command_become_the_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let last_run = || -> Value {
+        serde_json::from_slice(&fs::read(dir.path().join(".iacwatch/default/last-run.json")).unwrap()).unwrap()
+    };
+    let cases: &[(&str, i32, &str)] = &[
+        ("exit 0", 0, "succeeded"),
+        ("exit 7", 7, "failed"),
+        ("kill -TERM $$", 128 + 15, "cancelled"),
+        ("kill -INT $$", 128 + 2, "cancelled"),
+        ("kill -KILL $$", 128 + 9, "failed"),
+    ];
+    for (script, code, outcome) in cases {
+        let output = run_in(dir.path(), &["--operation", "drift_check", "--", "sh", "-c", script]);
+        assert_eq!(output.status.code(), Some(*code), "{script}");
+        assert_eq!(last_run()["outcome"], *outcome, "{script}");
+        assert_eq!(last_run()["exit_code"], *code, "{script}");
+        assert!(!dir.path().join(".iacwatch/default/lock.json").exists());
+    }
+}
+
+#[test]
+fn a_dead_lock_on_this_host_is_taken_over_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let markers = dir.path().join(".iacwatch/blue");
+    fs::create_dir_all(&markers).unwrap();
+    let host = iacwatch::liveness::this_host();
+    fs::write(
+        markers.join("lock.json"),
+        format!(r#"{{"operation":"provision","started_at":"2026-01-01T00:00:00Z","pid":99999999,"host":"{host}"}}"#),
+    )
+    .unwrap();
+    let output = iacwatch()
+        .args(["run", "--operation", "provision", "--", "true"])
+        .current_dir(dir.path())
+        .env("TF_WORKSPACE", "blue")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("taking over the abandoned lock"));
+    assert!(!markers.join("lock.json").exists());
+    assert!(markers.join("last-run.json").exists());
+}
+
+#[test]
+fn ci_variables_name_the_run_in_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = dir.path().join(".iacwatch/default/lock.json");
+    let output = iacwatch()
+        .args(["run", "--operation", "plan", "--", "cat"])
+        .arg(&lock)
+        .current_dir(dir.path())
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITHUB_RUN_ID")
+        .env("GITLAB_CI", "true")
+        .env("CI_PIPELINE_ID", "4242")
+        .env("CI_PROJECT_PATH", "acme/infra")
+        .env(
+            "CI_JOB_URL",
+            "https://gitlab-ci-token:secret-token@gitlab.example/acme/infra/-/jobs/9",
+        )
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let written: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(written["operation"], "plan");
+    assert_eq!(written["run_id"], "4242");
+    assert_eq!(written["pipeline"], "acme/infra");
+    assert_eq!(written["url"], "https://gitlab.example/acme/infra/-/jobs/9");
+    assert_eq!(written["host"], iacwatch::liveness::this_host());
+    assert!(written["pid"].is_u64());
+    assert!(!text(&output.stdout).contains("secret-token"));
+}
