@@ -123,13 +123,39 @@ pub enum ReasonCode {
     PlanStale,
     StateHasResources,
     StateEncrypted,
+    RemoteStateNotVisible,
     EmptyState,
     NoState,
-    RemoteStateNotVisible,
     ArtifactUnreadable,
 }
 
 impl ReasonCode {
+    /// True when a reason with this code is what puts a workspace in `status` (rather than a
+    /// fact beside it): the reason a one-line summary shows.
+    pub fn explains(self, status: Status) -> bool {
+        use ReasonCode::*;
+        match status {
+            Status::Destroying | Status::Provisioning => matches!(self, PipelineLock | TerraformLock),
+            Status::Failed => matches!(
+                self,
+                DeadPipeline
+                    | DeadLock
+                    | StaleLock
+                    | StateUnreadable
+                    | TaintedInstances
+                    | LastRunFailed
+                    | LastRunCancelled
+                    | StatePersistFailed
+                    | TerraformCrashed
+                    | PlanErrored
+            ),
+            Status::Drifted => self == DriftDetected,
+            Status::ApplyNeeded => matches!(self, PendingChanges | ConfigChanged),
+            Status::Active => matches!(self, StateHasResources | StateEncrypted),
+            Status::Inactive => matches!(self, RemoteStateNotVisible | EmptyState | NoState),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ReasonCode::PipelineLock => "pipeline_lock",

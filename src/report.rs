@@ -130,6 +130,8 @@ pub struct ReasonView {
     pub code: &'static str,
     pub message: String,
     pub artifact: Option<String>,
+    /// True for the reasons that put the workspace in its status; false for facts beside it.
+    pub explains: bool,
 }
 
 #[derive(Serialize, Clone)]
@@ -238,6 +240,7 @@ impl WorkspaceView {
                     code: r.code.as_str(),
                     message: r.message.clone(),
                     artifact: r.artifact.clone(),
+                    explains: r.code.explains(v.status),
                 })
                 .collect(),
             state,
@@ -364,7 +367,13 @@ pub fn table(doc: &WorkspacesDocument, colours: bool, several_roots: bool) -> St
                     p.changes.create, p.changes.update, p.changes.delete, p.changes.replace
                 )
             });
-            let why = w.reasons.first().map(|r| r.message.clone()).unwrap_or_default();
+            let why = w
+                .reasons
+                .iter()
+                .find(|r| r.explains)
+                .or(w.reasons.first())
+                .map(|r| r.message.clone())
+                .unwrap_or_default();
             [w.status.to_owned(), path, w.workspace.clone(), resources, changes, why]
         })
         .collect();
