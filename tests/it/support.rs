@@ -175,3 +175,163 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> O
 pub fn iacwatch() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_iacwatch"))
 }
+
+/// A running `iacwatch serve` on a loopback port chosen by the system; killed on drop.
+pub struct Daemon {
+    child: std::process::Child,
+    /// `127.0.0.1:PORT`, from the daemon's `serving` log line.
+    pub address: String,
+    /// Every log line so far (JSON), for failure messages.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    /// Starts `iacwatch serve --listen 127.0.0.1:0 --log-format json ARGS... ROOTS...` and waits until it is
+    /// bound and `/readyz` answers 200 (the first full scan is done).
+    pub fn start(roots: &[&Path], args: &[&str]) -> Daemon {
+        use std::io::BufRead;
+        let mut child = iacwatch()
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(args)
+            .args(roots)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting iacwatch serve");
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lines = log.clone();
+        // Drains stderr for the daemon's whole life, so that logging never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && v["message"] == "serving"
+                    && let Some(address) = v["address"].as_str()
+                {
+                    let _ = tx.send(address.to_owned());
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let address = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(address) => address,
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                panic!(
+                    "iacwatch serve did not log its address (exit {status:?}):\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+        };
+        let daemon = Daemon { child, address, log };
+        eventually(Duration::from_secs(30), "iacwatch serve /readyz to answer 200", || {
+            http_get(&daemon.address, "/readyz")
+                .ok()
+                .filter(|(code, _)| *code == 200)
+        });
+        daemon
+    }
+
+    /// `GET path` on the daemon; panics unless it answers 200; the body.
+    pub fn get(&self, path: &str) -> String {
+        match http_get(&self.address, path) {
+            Ok((200, body)) => body,
+            other => panic!(
+                "GET {path} on iacwatch: {other:?}\nlog:\n{}",
+                self.log.lock().unwrap().join("\n")
+            ),
+        }
+    }
+
+    /// `GET path` on the daemon as JSON; panics unless it answers 200.
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        let body = self.get(path);
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 `GET` on `address` (`host:port`): status code and body (chunked bodies decoded).
+pub fn http_get(address: &str, path_and_query: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(20)))?;
+    write!(
+        stream,
+        "GET {path_and_query} HTTP/1.1\r\nHost: {address}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| invalid("no end of headers"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut body = raw[split + 4..].to_vec();
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| invalid("no status code"))?;
+    let chunked = head.lines().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    if chunked {
+        let mut decoded = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let eol = rest
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .ok_or_else(|| invalid("bad chunk"))?;
+            let size_text = String::from_utf8_lossy(&rest[..eol]);
+            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+                .map_err(|_| invalid("bad chunk size"))?;
+            rest = &rest[eol + 2..];
+            if size == 0 {
+                break;
+            }
+            if rest.len() < size + 2 {
+                return Err(invalid("short chunk"));
+            }
+            decoded.extend_from_slice(&rest[..size]);
+            rest = &rest[size + 2..];
+        }
+        body = decoded;
+    }
+    Ok((code, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// Percent-encodes a query-string value (everything but RFC 3986's unreserved characters).
+pub fn url_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 3);
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A loopback port that was free a moment ago, for a program that must be told its port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
