@@ -211,10 +211,10 @@ impl Watch {
                 return;
             }
         };
-        self.telemetry.watch_events.inc();
         if !relevant(&event.kind) {
             return;
         }
+        self.telemetry.watch_events.inc();
         let now = Instant::now();
         for path in &event.paths {
             let Some((index, root)) = self

@@ -4,4 +4,6 @@ mod artifacts;
 mod prometheus;
 mod run;
 mod scenarios;
+mod serve;
 mod support;
+mod terraform;

@@ -103,7 +103,14 @@ pub fn scenario_names() -> Vec<String> {
     names
 }
 
+/// Copies a scenario with the times it was recorded with (its `now` is in `scenario.now`).
 pub fn load_scenario(name: &str) -> ScenarioTree {
+    load_scenario_at(name, None)
+}
+
+/// Copies a scenario with every time shifted so that the scenario's `now` falls at `now` (for
+/// tests against the daemon, which runs on the real clock); `None` keeps the recorded times.
+pub fn load_scenario_at(name: &str, now: Option<DateTime<Utc>>) -> ScenarioTree {
     let source = repo().join("fixtures/scenarios").join(name);
     let scenario: Scenario = serde_json::from_slice(&fs::read(source.join("scenario.json")).unwrap())
         .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -118,10 +125,11 @@ pub fn load_scenario(name: &str) -> ScenarioTree {
         .mtimes
         .iter()
         .partition(|(rel, _)| dir.path().join(rel).is_dir());
+    let shift = now.map_or(chrono::TimeDelta::zero(), |now| now - scenario.now);
     for (rel, time) in files.into_iter().chain(dirs) {
         let path = dir.path().join(rel);
         if path.symlink_metadata().is_ok() {
-            set_mtime(&path, *time);
+            set_mtime(&path, *time + shift);
         }
     }
     ScenarioTree {
@@ -244,6 +252,15 @@ impl Daemon {
                 self.log.lock().unwrap().join("\n")
             ),
         }
+    }
+
+    /// Sends SIGTERM and waits (at most 10 s) for the daemon to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        eventually(Duration::from_secs(10), "the daemon to exit after SIGTERM", || {
+            self.child.try_wait().unwrap()
+        })
     }
 
     /// `GET path` on the daemon as JSON; panics unless it answers 200.
