@@ -1,6 +1,7 @@
 //! The integration tests, one binary (`cargo test --test it`).
 
 mod artifacts;
+mod lifecycle;
 mod prometheus;
 mod run;
 mod scenarios;
