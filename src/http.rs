@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::Utc;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -17,7 +17,7 @@ use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
-use crate::model::{Status, parse_status_list, valid_statuses};
+use crate::model::{Status, parse_status_list};
 use crate::report::{self, Counts, SummaryDocument, WorkspaceView};
 use crate::store::{Entry, Store};
 
@@ -31,7 +31,7 @@ pub struct AppState {
 /// Every endpoint of the interfaces contract.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(index))
+        .route("/", get(crate::page::index))
         .route("/metrics", get(metrics))
         .route("/api/v1/workspaces", get(workspaces))
         .route("/api/v1/workspaces/{id}", get(workspace))
@@ -190,26 +190,6 @@ async fn summary(State(state): State<AppState>) -> Response {
         total: snapshot.workspaces.len() as u64,
         counts,
     })
-    .into_response()
-}
-
-async fn index(State(state): State<AppState>) -> Response {
-    let snapshot = state.store.snapshot();
-    let counts = Counts::of(snapshot.workspaces.values().map(|e| e.workspace.verdict.status));
-    let mut cards = String::new();
-    for status in Status::ALL {
-        cards.push_str(&format!(
-            "<li><a href=\"/api/v1/workspaces?status={s}\">{s}</a>: {n}</li>",
-            s = status.as_str(),
-            n = counts.get(status)
-        ));
-    }
-    Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>iacwatch</title></head><body>\
-         <h1>iacwatch</h1><ul>{cards}</ul><p><a href=\"/api/v1/workspaces\">workspaces</a> · \
-         <a href=\"/api/v1/summary\">summary</a> · <a href=\"/metrics\">metrics</a></p><p>valid statuses: {}</p></body></html>",
-        valid_statuses()
-    ))
     .into_response()
 }
 

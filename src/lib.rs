@@ -33,6 +33,7 @@ pub mod http;
 pub mod liveness;
 pub mod metrics;
 pub mod model;
+pub mod page;
 pub mod read;
 pub mod report;
 pub mod scan;
