@@ -2,6 +2,7 @@
 
 mod artifacts;
 mod lifecycle;
+mod page;
 mod prometheus;
 mod run;
 mod scenarios;
