@@ -86,6 +86,8 @@ pub struct Scanner<'a> {
     pub discover: DiscoverOptions,
     pub policy: Policy,
     pub probe: &'a dyn Probe,
+    /// Counts the directories read, for a progress display.
+    pub progress: Option<&'a std::sync::atomic::AtomicUsize>,
 }
 
 impl Scanner<'_> {
@@ -101,7 +103,13 @@ impl Scanner<'_> {
                         .extend(problems.into_iter().map(|p| ScanProblem::from_walk(root, p)));
                     let read: Vec<_> = dirs
                         .par_iter()
-                        .map(|rel| self.read_dir(root, rel, now, &|_| None))
+                        .map(|rel| {
+                            let read = self.read_dir(root, rel, now, &|_| None);
+                            if let Some(counter) = self.progress {
+                                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            read
+                        })
                         .collect();
                     for item in read {
                         match item {

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::Context;
 use chrono::{TimeDelta, Utc};
@@ -20,13 +21,15 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write) -> anyhow::Result<Exit> {
         Some(host) => SystemProbe::with_host(host),
         None => SystemProbe::new(),
     };
+    let read = AtomicUsize::new(0);
     let scanner = Scanner {
         discover: config.common.discover.clone(),
         policy: config.common.policy,
         probe: &probe,
+        progress: Some(&read),
     };
     let now = config.now.unwrap_or_else(Utc::now);
-    let (mut result, errors) = scanner.scan(&config.common.roots, now);
+    let (mut result, errors) = with_progress(&read, || scanner.scan(&config.common.roots, now));
     if let Some(err) = errors.into_iter().next() {
         return Err(err.into());
     }
@@ -58,6 +61,37 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write) -> anyhow::Result<Exit> {
     }
     out.flush()?;
     Ok(if tripped { Exit::GateTripped } else { Exit::Ok })
+}
+
+/// Runs `work`; on a terminal, a scan that takes more than a moment shows how many workspace
+/// directories have been read so far (on stderr, erased when done).
+fn with_progress<T>(read: &AtomicUsize, work: impl FnOnce() -> T) -> T {
+    if !std::io::stderr().is_terminal() {
+        return work();
+    }
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let started = std::time::Instant::now();
+            let mut shown = false;
+            while !done.load(Ordering::Acquire) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                if started.elapsed() > std::time::Duration::from_millis(500) {
+                    eprint!(
+                        "\rscanning: {} workspace directories read",
+                        read.load(Ordering::Relaxed)
+                    );
+                    shown = true;
+                }
+            }
+            if shown {
+                eprint!("\r\x1b[2K");
+            }
+        });
+        let value = work();
+        done.store(true, Ordering::Release);
+        value
+    })
 }
 
 /// A state file caught mid-write has no earlier reading to fall back on in a one-shot scan: wait

@@ -72,6 +72,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
             discover: config.common.discover.clone(),
             policy: config.common.policy,
             probe,
+            progress: None,
         },
         store: store.clone(),
         telemetry,

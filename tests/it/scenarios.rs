@@ -21,6 +21,7 @@ fn every_scenario_has_the_status_and_reasons_it_expects() {
             discover: DiscoverOptions::default(),
             policy: Policy::default(),
             probe: &probe,
+            progress: None,
         };
         let (result, errors) = scanner.scan(
             &[Root {

@@ -440,3 +440,116 @@ fn a_port_in_use_or_a_bad_value_is_a_one_line_error() {
         "{stderr}"
     );
 }
+
+fn write_pipeline_lock(dir: &Path, host: &str, pid: u32, started_at: chrono::DateTime<chrono::Utc>) {
+    let markers = dir.join(".iacwatch/default");
+    fs::create_dir_all(&markers).unwrap();
+    let lock = serde_json::json!({
+        "operation": "provision", "started_at": started_at.to_rfc3339(), "pid": pid, "host": host,
+        "run_id": "77", "pipeline": "deploy"
+    });
+    fs::write(markers.join("lock.json"), lock.to_string()).unwrap();
+}
+
+#[test]
+fn a_pipeline_whose_process_dies_turns_failed_without_any_file_event() {
+    let root = tempfile::tempdir().unwrap();
+    let ws = root.path().join("ws");
+    fs::create_dir_all(&ws).unwrap();
+    fs::write(ws.join("terraform.tfstate"), ONE_RESOURCE).unwrap();
+    let mut pipeline = Command::new("sleep").arg("60").spawn().unwrap();
+    write_pipeline_lock(&ws, "this-runner", pipeline.id(), chrono::Utc::now());
+    let daemon = Daemon::start(
+        &[root.path()],
+        &["--hostname", "this-runner", "--lock-check-interval", "1s"],
+    );
+    assert_eq!(status_of(&daemon, "ws").as_deref(), Some("provisioning"));
+    pipeline.kill().unwrap();
+    pipeline.wait().unwrap();
+    let took = wait_status(&daemon, "ws", Some("failed"), Duration::from_secs(5));
+    eprintln!("dead pipeline seen after {took:?}");
+    let ws_json = workspaces(&daemon, "").remove(0);
+    assert!(
+        ws_json["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["code"] == "dead_pipeline"),
+        "{ws_json:#}"
+    );
+    // The transition is logged with both statuses and the reasons.
+    let log = daemon.log.lock().unwrap().join("\n");
+    assert!(
+        log.lines().any(|l| l.contains("status changed")
+            && l.contains("\"from\":\"provisioning\"")
+            && l.contains("\"to\":\"failed\"")
+            && l.contains("dead_pipeline")),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_lock_turns_stale_with_time_alone_and_resyncs_run() {
+    let root = tempfile::tempdir().unwrap();
+    let ws = root.path().join("ws");
+    fs::create_dir_all(&ws).unwrap();
+    fs::write(ws.join("terraform.tfstate"), ONE_RESOURCE).unwrap();
+    // Another host's pipeline: its process cannot be checked, only its age.
+    write_pipeline_lock(&ws, "another-runner", 4242, chrono::Utc::now());
+    let daemon = Daemon::start(
+        &[root.path()],
+        &[
+            "--stale-lock-after",
+            "3s",
+            "--lock-check-interval",
+            "1s",
+            "--resync-interval",
+            "1s",
+        ],
+    );
+    assert_eq!(status_of(&daemon, "ws").as_deref(), Some("provisioning"));
+    wait_status(&daemon, "ws", Some("failed"), Duration::from_secs(8));
+    let ws_json = workspaces(&daemon, "").remove(0);
+    assert!(
+        ws_json["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["code"] == "stale_lock"),
+        "{ws_json:#}"
+    );
+    eventually(Duration::from_secs(10), "two full resyncs", || {
+        let metrics = daemon.get("/metrics");
+        let full = metrics
+            .lines()
+            .find(|l| l.starts_with("iacwatch_scans_total{kind=\"full\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse::<f64>().ok())?;
+        (full >= 3.0).then_some(())
+    });
+}
+
+#[test]
+fn environment_variables_configure_and_are_validated() {
+    let root = tempfile::tempdir().unwrap();
+    let output = iacwatch()
+        .arg("scan")
+        .arg(root.path())
+        .env("IACWATCH_STALE_LOCK_AFTER", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("stale_lock_after"),
+        "{}",
+        text(&output.stderr)
+    );
+    let output = iacwatch()
+        .args(["scan", "--format", "json"])
+        .env("IACWATCH_ROOTS", root.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(doc["counts"]["inactive"], 0);
+}
