@@ -46,7 +46,7 @@ pub struct CommonArgs {
     )]
     pub exclude: Vec<String>,
     /// Follow symbolic links while walking (loops are reported and skipped).
-    #[arg(long, env = "IACWATCH_FOLLOW_SYMLINKS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    #[arg(long, env = "IACWATCH_FOLLOW_SYMLINKS", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub follow_symlinks: Option<bool>,
     /// Directories to scan.
     #[arg(env = "IACWATCH_ROOTS", value_delimiter = ',', value_name = "ROOT")]
@@ -90,7 +90,7 @@ pub struct ServeArgs {
     pub listen: Option<String>,
     /// Poll for changes instead of relying on file events (NFS, some container mounts); optional
     /// interval (default 5s).
-    #[arg(long, env = "IACWATCH_POLL", num_args = 0..=1, default_missing_value = "5s", value_name = "INTERVAL")]
+    #[arg(long, env = "IACWATCH_POLL", num_args = 0..=1, require_equals = true, default_missing_value = "5s", value_name = "INTERVAL")]
     pub poll: Option<String>,
     /// Full rescan as a safety net (default 5m; 0 turns it off).
     #[arg(long, env = "IACWATCH_RESYNC_INTERVAL", value_name = "DURATION")]

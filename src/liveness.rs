@@ -4,7 +4,6 @@
 //! `F_GETLK` tells whether some process holds one, without taking it. A pipeline lock names a
 //! host and a pid; on this host, a pid that no longer exists means the pipeline is gone.
 
-use std::fs::File;
 use std::os::fd::AsFd;
 use std::path::Path;
 
@@ -65,7 +64,7 @@ pub fn this_host() -> String {
 
 impl Probe for SystemProbe {
     fn os_lock(&self, state_file: &Path) -> Holder {
-        let file = match File::open(state_file) {
+        let file = match crate::read::open_regular(state_file) {
             Ok(file) => file,
             // Nothing to lock: whoever took the lock is gone.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Holder::Gone,

@@ -142,6 +142,25 @@ fn terragrunt_working_copy(cache: &Path) -> Option<PathBuf> {
         .map(|(_, dir)| dir)
 }
 
+/// Opens a file for reading without ever blocking: a FIFO or a device where an artifact should be
+/// would block a plain open (or read) forever, so opening does not wait for a writer, and anything
+/// but a regular file is then refused.
+pub fn open_regular(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)?;
+    if file.metadata()?.is_file() {
+        Ok(file)
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ))
+    }
+}
+
 fn to_utc(time: SystemTime) -> DateTime<Utc> {
     DateTime::<Utc>::from(time)
 }
@@ -256,7 +275,7 @@ impl Reader<'_> {
 
     /// Opens a file and reads it (or keeps it open, when large). `None` when it does not exist.
     fn open(&self, path: &Path) -> Option<(DateTime<Utc>, Result<Body, ParseError>)> {
-        let file = match File::open(path) {
+        let file = match open_regular(path) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
             Err(e) => {
@@ -368,7 +387,11 @@ impl Reader<'_> {
 
     /// The selected workspace and the backend type, from `.terraform/`.
     fn dot_terraform(&self, dot: &Path, problems: &mut Vec<Artifact<ParseError>>) -> (String, Option<String>) {
-        let selected = fs::read_to_string(dot.join("environment"))
+        let selected = open_regular(&dot.join("environment"))
+            .and_then(|file| {
+                let mut text = String::new();
+                file.take(256).read_to_string(&mut text).map(|_| text)
+            })
             .ok()
             .map(|text| text.trim().to_owned())
             .filter(|name| valid_workspace_name(name))

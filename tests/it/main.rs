@@ -1,6 +1,7 @@
 //! The integration tests, one binary (`cargo test --test it`).
 
 mod artifacts;
+mod bad_input;
 mod lifecycle;
 mod page;
 mod prometheus;
