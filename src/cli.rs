@@ -113,4 +113,10 @@ pub struct ServeArgs {
     /// The host name pipeline locks are compared with (default: this machine's).
     #[arg(long, env = "IACWATCH_HOSTNAME", value_name = "NAME")]
     pub hostname: Option<String>,
+    /// Time a client has to send a request's headers before the connection is closed (default 10s).
+    #[arg(long, env = "IACWATCH_HEADER_TIMEOUT", value_name = "DURATION")]
+    pub header_timeout: Option<String>,
+    /// A Prometheus exporter-toolkit web configuration (YAML): TLS, basic auth, response headers.
+    #[arg(long = "web.config.file", env = "IACWATCH_WEB_CONFIG_FILE", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
 }

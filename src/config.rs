@@ -53,6 +53,7 @@ pub struct FileConfig {
     pub log_level: Option<String>,
     pub header_timeout: Option<String>,
     pub request_timeout: Option<String>,
+    pub web_config_file: Option<std::path::PathBuf>,
 }
 
 impl FileConfig {
@@ -178,6 +179,8 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     pub log_level: String,
     pub limits: crate::http::Limits,
+    /// The exporter-toolkit web configuration (TLS, basic auth, headers), if any.
+    pub web_config_file: Option<std::path::PathBuf>,
 }
 
 /// The default listen address.
@@ -207,8 +210,8 @@ impl ServeConfig {
             timing.quiet = duration("quiet_time", &text)?;
         }
         let mut limits = crate::http::Limits::default();
-        if let Some(text) = &file.header_timeout {
-            limits.header_timeout = duration("header_timeout", text)?;
+        if let Some(text) = pick(&args.header_timeout, &file.header_timeout) {
+            limits.header_timeout = duration("header_timeout", &text)?;
         }
         if let Some(text) = &file.request_timeout {
             limits.request_timeout = duration("request_timeout", text)?;
@@ -236,6 +239,7 @@ impl ServeConfig {
             log_format,
             log_level: pick(&args.log_level, &file.log_level).unwrap_or_else(|| "info".to_owned()),
             limits,
+            web_config_file: args.web_config_file.clone().or_else(|| file.web_config_file.clone()),
         })
     }
 }

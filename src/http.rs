@@ -217,10 +217,26 @@ impl Default for Limits {
 /// Serves `app` on `listener` until `shutdown` resolves, then lets open connections finish for
 /// at most the grace time.
 pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown: impl Future<Output = ()>) {
-    let app = app.layer(tower_http::timeout::TimeoutLayer::with_status_code(
-        StatusCode::REQUEST_TIMEOUT,
-        limits.request_timeout,
-    ));
+    serve_with(listener, app, limits, Arc::new(crate::web::Web::plain()), shutdown).await;
+}
+
+/// `serve` with the web configuration's TLS, basic auth and headers (see `web`).
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    web: Arc<crate::web::Web>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let app = app
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            web.clone(),
+            crate::web::guard::guard,
+        ));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -238,6 +254,16 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown:
                 let service = TowerToHyperService::new(app.clone());
                 let mut builder = hyper::server::conn::http1::Builder::new();
                 builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).max_buf_size(64 * 1024);
+                if let Some(acceptor) = web.current().tls.clone() {
+                    // The handshake counts against the header timeout, like the headers it precedes.
+                    let watcher = graceful.watcher();
+                    tokio::spawn(async move {
+                        if let Ok(Ok(stream)) = tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await {
+                            let _ = watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await;
+                        }
+                    });
+                    continue;
+                }
                 let connection = builder.serve_connection(TokioIo::new(stream), service);
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {

@@ -39,4 +39,5 @@ pub mod report;
 pub mod scan;
 pub mod store;
 pub mod watch;
+pub mod web;
 pub mod wrapper;

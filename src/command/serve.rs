@@ -51,6 +51,10 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let web = match &config.web_config_file {
+        Some(path) => crate::web::Web::load(path)?,
+        None => crate::web::Web::plain(),
+    };
     let address = listener.local_addr().context("reading the listen address")?;
     tracing::info!(address = %address, roots = ?config.common.roots.iter().map(|r| &r.label).collect::<Vec<_>>(), "serving");
     let store = Arc::new(Store::new());
@@ -84,7 +88,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         .spawn(move || watch.run())
         .context("starting the watcher")?;
     let app = router(AppState { store, registry });
-    crate::http::serve(listener, app, config.limits, shutdown_signal()).await;
+    crate::http::serve_with(listener, app, config.limits, Arc::new(web), shutdown_signal()).await;
     stop.store(true, Ordering::Release);
     // The watcher notices within half a second unless it is in the middle of a full scan.
     let deadline = std::time::Instant::now() + Duration::from_secs(1);

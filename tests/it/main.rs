@@ -5,6 +5,7 @@ mod bad_input;
 mod lifecycle;
 mod page;
 mod prometheus;
+mod reliability;
 mod run;
 mod scenarios;
 mod serve;

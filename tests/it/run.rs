@@ -377,3 +377,87 @@ fn ci_variables_name_the_run_in_the_lock() {
     assert!(written["pid"].is_u64());
     assert!(!text(&output.stdout).contains("secret-token"));
 }
+
+/// The status `iacwatch serve` shows for the one workspace it watches.
+fn served_status(daemon: &crate::support::Daemon) -> Value {
+    let doc = daemon.get_json("/api/v1/workspaces");
+    doc["workspaces"][0].clone()
+}
+
+#[test]
+fn serve_shows_destroying_during_a_wrapped_destroy_and_inactive_after() {
+    let Some(ws) = Workspace::new(
+        r#"
+resource "null_resource" "a" {}
+resource "null_resource" "slow" {
+  provisioner "local-exec" {
+    when    = destroy
+    command = "sleep 4"
+  }
+}
+"#,
+    ) else {
+        return;
+    };
+    let applied = ws.terraform(APPLY).output().unwrap();
+    assert!(applied.status.success(), "{}", text(&applied.stderr));
+    let daemon = crate::support::Daemon::start(&[ws.path()], &["--lock-check-interval", "1s"]);
+    assert_eq!(served_status(&daemon)["status"], "active");
+    let mut wrapper = ws.spawn(ws.wrapper("destroy", &[], DESTROY), "destroy.log");
+    let during = eventually(LONG, "serve to show destroying", || {
+        let served = served_status(&daemon);
+        (served["status"] == "destroying").then_some(served)
+    });
+    assert_eq!(during["lock"]["source"], "pipeline", "{during:#}");
+    assert_eq!(during["lock"]["operation"], "destroy", "{during:#}");
+    let status = wait_for_exit(&mut wrapper);
+    assert!(status.success(), "{}", ws.log("destroy.log"));
+    eventually(Duration::from_secs(5), "serve to show inactive", || {
+        (served_status(&daemon)["status"] == "inactive").then_some(())
+    });
+}
+
+/// The processes started by `pid` (its direct children).
+fn children(pid: u32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for task in fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let text = fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        out.extend(text.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+    }
+    out
+}
+
+#[test]
+fn serve_shows_failed_within_seconds_when_a_wrapped_apply_is_killed() {
+    let Some(ws) = Workspace::new(&slow_create(60)) else {
+        return;
+    };
+    let daemon = crate::support::Daemon::start(&[ws.path()], &["--lock-check-interval", "1s"]);
+    let mut wrapper = ws.spawn(ws.wrapper("provision", &[], APPLY), "apply.log");
+    eventually(LONG, "serve to show provisioning", || {
+        (served_status(&daemon)["status"] == "provisioning").then_some(())
+    });
+    eventually(LONG, "the slow provisioner to start", || {
+        ws.log("apply.log").contains("Executing").then_some(())
+    });
+    // A cancelled CI job: the wrapper and Terraform's whole process group are killed at once.
+    let groups = children(wrapper.id());
+    wrapper.kill().unwrap();
+    for group in groups {
+        let _ = kill(Pid::from_raw(-group), Signal::SIGKILL);
+    }
+    wrapper.wait().unwrap();
+    let started = std::time::Instant::now();
+    let failed = eventually(Duration::from_secs(5), "serve to show failed", || {
+        let served = served_status(&daemon);
+        (served["status"] == "failed").then_some(served)
+    });
+    eprintln!("killed pipeline seen as failed after {:?}", started.elapsed());
+    let codes = reasons(&failed);
+    assert!(codes.contains(&"dead_pipeline".to_owned()), "{failed:#}");
+    assert!(codes.contains(&"dead_lock".to_owned()), "{failed:#}");
+}

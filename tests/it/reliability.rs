@@ -1,0 +1,462 @@
+//! Reliability and hostile input against a running `iacwatch serve`: the canary secret never comes
+//! out anywhere, HTTP abuse (slowloris, idle connections, oversized requests, path tricks, odd
+//! methods) is answered or cut off, and faults on disk (in-place rewrites, killed writers, bursts,
+//! renames, vanishing roots, unreadable directories, symlink loops) leave the daemon up and right.
+//!
+//! The long runs have a short mode (the default, for CI) and a full mode: `IACWATCH_TORTURE=full
+//! cargo test --test it reliability::`.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{CANARY, Daemon, http_get, iacwatch, load_scenario_at};
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn all_workspaces(daemon: &Daemon) -> Vec<Value> {
+    daemon.get_json("/api/v1/workspaces")["workspaces"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Status of the default workspace at `path`, `None` when it is not listed.
+fn status_of(daemon: &Daemon, path: &str) -> Option<String> {
+    all_workspaces(daemon)
+        .iter()
+        .find(|w| w["path"] == path && w["workspace"] == "default")
+        .map(|w| w["status"].as_str().unwrap().to_owned())
+}
+
+fn wait_status(daemon: &Daemon, path: &str, want: Option<&str>, within: Duration) {
+    let started = Instant::now();
+    loop {
+        let now = status_of(daemon, path);
+        if now.as_deref() == want {
+            return;
+        }
+        if started.elapsed() > within {
+            panic!(
+                "{path} is {now:?}, not {want:?}, after {within:?}\nlog:\n{}",
+                daemon.log.lock().unwrap().join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The canary
+
+/// Files that hold the canary where a parser fails on it: each must still not echo it.
+fn plant_unreadable_canaries(root: &Path) {
+    let secret = CANARY;
+    let files: [(&str, String); 6] = [
+        // A state cut in the middle of a secret string: the JSON error is at its end.
+        (
+            "truncated/terraform.tfstate",
+            format!(
+                r#"{{"version":4,"terraform_version":"1.0.3","serial":1,"lineage":"l-1","outputs":{{"password":{{"value":"{secret}-and-more"#
+            ),
+        ),
+        // A value of the wrong type where the parser expects a list: serde's message would quote it.
+        (
+            "wrong-type/terraform.tfstate",
+            format!(r#"{{"version":4,"serial":1,"lineage":"l-2","outputs":{{}},"resources":"{secret}"}}"#),
+        ),
+        // The version field itself holds the secret.
+        ("bad-version/terraform.tfstate", format!(r#"{{"version":"{secret}"}}"#)),
+        // Not JSON at all, the secret in the first bytes.
+        ("not-json/terraform.tfstate", format!("{secret} = hunter2\n")),
+        // A plan whose resource_changes is a string.
+        (
+            "plan-wrong-type/plan.json",
+            format!(r#"{{"format_version":"1.1","resource_changes":"{secret}"}}"#),
+        ),
+        // A pipeline marker whose operation is the secret.
+        (
+            "marker/.iacwatch/default/lock.json",
+            format!(r#"{{"operation":"{secret}","started_at":"{secret}","pid":"{secret}"}}"#),
+        ),
+    ];
+    for (rel, body) in files {
+        let path = root.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, body).unwrap();
+    }
+    // The workspace of the marker needs a configuration to be a workspace.
+    fs::write(root.join("marker/main.tf"), "# empty\n").unwrap();
+    fs::write(root.join("plan-wrong-type/main.tf"), "# empty\n").unwrap();
+}
+
+/// Every file under `root` with its size, mode and modification time.
+fn listing(root: &Path) -> BTreeMap<PathBuf, (u64, u32, std::time::SystemTime)> {
+    use std::os::unix::fs::MetadataExt;
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .map(|e| {
+            let m = e.path().symlink_metadata().unwrap();
+            (e.path().to_owned(), (m.len(), m.mode(), m.modified().unwrap()))
+        })
+        .collect()
+}
+
+#[test]
+fn canary_never_leaves_the_program() {
+    let scenario = load_scenario_at("canary", Some(chrono::Utc::now()));
+    let root = scenario.root();
+    plant_unreadable_canaries(root);
+    let before = listing(root);
+    assert!(
+        fs::read_to_string(root.join("ws/terraform.tfstate"))
+            .unwrap()
+            .contains(CANARY),
+        "the canary is not planted in the scenario"
+    );
+
+    let daemon = Daemon::start(&[root], &["--log-level", "trace", "--settle-time", "100ms"]);
+    // The unreadable states turn failed once they are older than the settle time.
+    wait_status(&daemon, "truncated", Some("failed"), Duration::from_secs(15));
+    wait_status(&daemon, "ws", Some("apply_needed"), Duration::from_secs(15));
+
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for path in [
+        "/metrics",
+        "/api/v1/workspaces",
+        "/api/v1/summary",
+        "/healthz",
+        "/readyz",
+        "/",
+        "/?status=failed",
+        "/api/v1/workspaces?status=failed",
+    ] {
+        seen.push((path.to_owned(), daemon.get(path)));
+    }
+    let workspaces = all_workspaces(&daemon);
+    assert!(workspaces.len() >= 7, "{workspaces:#?}");
+    for ws in &workspaces {
+        let id = ws["id"].as_str().unwrap();
+        let path = format!("/api/v1/workspaces/{id}");
+        seen.push((path.clone(), daemon.get(&path)));
+    }
+    // Every unreadable file is reported, with a message, and none of them quotes the canary.
+    let reasons: Vec<&Value> = workspaces
+        .iter()
+        .flat_map(|w| w["reasons"].as_array().unwrap())
+        .collect();
+    for dir in ["truncated", "wrong-type", "bad-version", "not-json"] {
+        let ws = workspaces.iter().find(|w| w["path"] == dir).unwrap();
+        assert_eq!(ws["status"], "failed", "{ws:#}");
+        assert!(
+            ws["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["code"] == "state_unreadable" && !r["message"].as_str().unwrap().is_empty()),
+            "{ws:#}"
+        );
+    }
+    assert!(!reasons.is_empty());
+
+    let mut daemon = daemon;
+    daemon.terminate();
+    let log = daemon.log.lock().unwrap().join("\n");
+    assert!(
+        log.lines().count() > 10,
+        "trace logging produced almost nothing:\n{log}"
+    );
+    seen.push(("daemon log (trace)".to_owned(), log));
+
+    for format in ["table", "json"] {
+        let output = iacwatch()
+            .args(["scan", "--format", format, "--settle-time", "0s"])
+            .arg(root)
+            .output()
+            .unwrap();
+        seen.push((format!("scan --format {format} stdout"), text(&output.stdout)));
+        seen.push((format!("scan --format {format} stderr"), text(&output.stderr)));
+    }
+    // Text logs too: the same daemon's trace output in the human format.
+    seen.push(("serve text log".to_owned(), text_log_of(root)));
+
+    for (what, body) in &seen {
+        assert!(!body.contains(CANARY), "{what} holds the canary:\n{body}");
+        // The secret's distinctive middle part, in case an output shortened or escaped it.
+        assert!(!body.contains("7f3a9c2e"), "{what} holds part of the canary:\n{body}");
+    }
+    // And nothing was written into the tree.
+    assert_eq!(before, listing(root), "the watched tree changed");
+}
+
+/// Runs the daemon with text logs at trace level for a moment and returns what it printed.
+fn text_log_of(root: &Path) -> String {
+    let mut child = iacwatch()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-level",
+            "trace",
+            "--log-format",
+            "text",
+        ])
+        .arg(root)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = stderr.read_to_string(&mut out);
+        out
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let _ = child.wait();
+    let out = reader.join().unwrap();
+    assert!(out.contains("serving"), "{out}");
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP abuse
+
+/// Sends raw bytes and reads the status line's code (`None` when the server closed without one).
+fn raw_request(address: &str, request: &[u8]) -> Option<u16> {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // A server may answer and close before the whole request is sent: that is fine.
+    let _ = stream.write_all(request);
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let head = text(&raw);
+    head.split_whitespace().nth(1).and_then(|c| c.parse().ok())
+}
+
+fn small_tree() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let scenario = load_scenario_at("active", Some(chrono::Utc::now()));
+    crate::support::copy_tree(scenario.root(), &root.path().join("active"));
+    root
+}
+
+#[test]
+fn slowloris_is_cut_off_by_the_header_timeout() {
+    let root = small_tree();
+    let daemon = Daemon::start(&[root.path()], &["--header-timeout", "1s"]);
+    let mut stream = TcpStream::connect(&daemon.address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let request = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+    let started = Instant::now();
+    let mut closed_after = None;
+    'trickle: for byte in request.iter().cycle() {
+        if stream.write_all(&[*byte]).is_err() {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+        let mut buf = [0u8; 512];
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) if started.elapsed() > Duration::from_secs(30) => break 'trickle,
+            Ok(0) => {
+                closed_after = Some(started.elapsed());
+                break;
+            }
+            Ok(_) => {
+                // hyper may answer 408 before closing; the connection still ends.
+                closed_after = Some(started.elapsed());
+                break;
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => {
+                closed_after = Some(started.elapsed());
+                break;
+            }
+        }
+    }
+    let closed_after = closed_after.expect("the trickling connection was never closed");
+    assert!(
+        closed_after >= Duration::from_millis(900) && closed_after < Duration::from_secs(5),
+        "closed after {closed_after:?}, expected about the 1 s header timeout"
+    );
+    // The daemon still serves.
+    assert!(daemon.get("/metrics").contains("iacwatch_workspaces"));
+}
+
+#[test]
+fn a_thousand_idle_connections_do_not_starve_a_scrape() {
+    let root = small_tree();
+    let daemon = Daemon::start(&[root.path()], &[]);
+    let mut idle = Vec::new();
+    for i in 0..1000 {
+        let stream = TcpStream::connect(&daemon.address).unwrap_or_else(|e| panic!("connection {i}: {e}"));
+        // Half send a partial request, half nothing at all.
+        if i % 2 == 0 {
+            let mut s = &stream;
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost").unwrap();
+        }
+        idle.push(stream);
+    }
+    let started = Instant::now();
+    let (code, body) = http_get(&daemon.address, "/metrics").unwrap();
+    let took = started.elapsed();
+    assert_eq!(code, 200);
+    assert!(body.contains("iacwatch_workspaces"));
+    assert!(
+        took < Duration::from_secs(2),
+        "the scrape took {took:?} with 1000 idle connections"
+    );
+    // A handful more scrapes, all prompt.
+    for _ in 0..5 {
+        let started = Instant::now();
+        assert_eq!(http_get(&daemon.address, "/api/v1/summary").unwrap().0, 200);
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+    drop(idle);
+}
+
+#[test]
+fn oversized_requests_and_path_tricks_and_odd_methods() {
+    let root = small_tree();
+    let daemon = Daemon::start(&[root.path()], &[]);
+    let address = daemon.address.as_str();
+
+    let long_path = format!("/api/v1/workspaces?q={}", "a".repeat(20_000));
+    let request = format!("GET {long_path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(raw_request(address, request.as_bytes()), Some(414), "oversized URL");
+
+    let request = format!(
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "b".repeat(100_000)
+    );
+    assert_eq!(raw_request(address, request.as_bytes()), Some(431), "oversized header");
+
+    let many: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: x\r\n{many}Connection: close\r\n\r\n");
+    assert_eq!(raw_request(address, request.as_bytes()), Some(431), "too many headers");
+
+    for id in [
+        "..",
+        "%2e%2e",
+        "%2E%2E%2F%2E%2E%2Fetc%2Fpasswd",
+        "..%2f..%2f..%2fetc%2fpasswd",
+        "%00",
+        "a%00b",
+        "%2fetc%2fpasswd",
+        "....%2f%2f",
+    ] {
+        let (code, body) = http_get(address, &format!("/api/v1/workspaces/{id}")).unwrap();
+        assert_eq!(code, 404, "{id}: {body}");
+        assert!(!body.contains("root:"), "{id}: {body}");
+    }
+    for path in [
+        "/api/v1/workspaces/../../../etc/passwd",
+        "/../../etc/passwd",
+        "/api/v1/%2e%2e/%2e%2e/etc/passwd",
+        "/metrics/..",
+    ] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let code = raw_request(address, request.as_bytes());
+        assert!(matches!(code, Some(404) | Some(400)), "{path}: {code:?}");
+    }
+    // A NUL byte on the wire is not a valid request line.
+    let code = raw_request(address, b"GET /api/v1/workspaces/\0 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(matches!(code, Some(400) | Some(404) | None), "raw NUL: {code:?}");
+
+    for method in ["POST", "PUT", "DELETE", "PATCH", "FOO", "PROPFIND"] {
+        let request =
+            format!("{method} /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        assert_eq!(raw_request(address, request.as_bytes()), Some(405), "{method} /metrics");
+    }
+    assert!(daemon.get("/healthz").contains("ok"));
+}
+
+/// The path tricks never reach the file system: `strace` on the daemon sees no file opened while
+/// they are answered (skipped when the process cannot be traced here).
+#[test]
+fn hostile_ids_never_touch_the_file_system() {
+    if std::process::Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("skipped: strace is not installed");
+        return;
+    }
+    let root = small_tree();
+    // No periodic work during the probe: no resync, slow lock checks.
+    let daemon = Daemon::start(
+        &[root.path()],
+        &["--resync-interval", "0", "--lock-check-interval", "1h"],
+    );
+    let pid = daemon_pid(&daemon);
+    let trace = tempfile::NamedTempFile::new().unwrap();
+    let strace = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=%file", "-o"])
+        .arg(trace.path())
+        .args(["-p", &pid.to_string()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Attached when the first request shows up in the trace.
+    std::thread::sleep(Duration::from_millis(500));
+    for id in [
+        "..%2f..%2fetc%2fpasswd",
+        "%2e%2e",
+        "%00",
+        "%2fetc%2fshadow",
+        "..%2F..%2Fproc%2Fself%2Fenviron",
+    ] {
+        let (code, _) = http_get(&daemon.address, &format!("/api/v1/workspaces/{id}")).unwrap();
+        assert_eq!(code, 404);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(strace.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
+    let output = strace.wait_with_output().unwrap();
+    let traced = fs::read_to_string(trace.path()).unwrap();
+    if traced.is_empty() && !text(&output.stderr).is_empty() {
+        eprintln!("skipped: strace cannot attach here: {}", text(&output.stderr));
+        return;
+    }
+    for needle in ["passwd", "shadow", "environ", "/etc"] {
+        assert!(!traced.contains(needle), "the daemon touched {needle}:\n{traced}");
+    }
+}
+
+fn daemon_pid(daemon: &Daemon) -> u32 {
+    // The daemon is a child of this process, the one whose command line holds its root.
+    let root = daemon_root(daemon);
+    let mut children = String::new();
+    for task in fs::read_dir("/proc/self/task").unwrap().flatten() {
+        children.push_str(&fs::read_to_string(task.path().join("children")).unwrap_or_default());
+        children.push(' ');
+    }
+    children
+        .split_whitespace()
+        .filter_map(|p| p.parse::<u32>().ok())
+        .find(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| text(&c).contains(&root))
+                .unwrap_or(false)
+        })
+        .expect("the daemon is a child of the test")
+}
+
+/// The root the daemon was started on, from its `serving` log line.
+fn daemon_root(daemon: &Daemon) -> String {
+    let log = daemon.log.lock().unwrap();
+    let line = log.iter().find(|l| l.contains("\"serving\"")).unwrap();
+    let v: Value = serde_json::from_str(line).unwrap();
+    let roots = v["roots"].as_str().unwrap().to_owned();
+    roots.trim_matches(|c| c == '[' || c == ']' || c == '"').to_owned()
+}
