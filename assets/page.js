@@ -156,7 +156,8 @@
 
   function cellReasons(w) {
     if (!w.reasons.length) return none("no reasons");
-    var out = '<details><summary><span class="first">' + escape(w.reasons[0].message) + "</span>" +
+    var lead = w.reasons.filter(function (r) { return r.explains; })[0] || w.reasons[0];
+    var out = '<details><summary><span class="first">' + escape(lead.message) + "</span>" +
       (w.reasons.length > 1 ? ' <span class="more">+' + (w.reasons.length - 1) + "</span>" : "") + "</summary><ul>";
     w.reasons.forEach(function (r) {
       out += "<li><code>" + escape(r.code) + "</code> " + escape(r.message) +

@@ -471,7 +471,8 @@ fn last_run(w: &WorkspaceView, now: DateTime<Utc>) -> String {
 }
 
 fn reasons(w: &WorkspaceView) -> String {
-    let Some(first) = w.reasons.first() else {
+    // The summary line shows the reason that sets the status, not a fact beside it.
+    let Some(first) = w.reasons.iter().find(|r| r.explains).or(w.reasons.first()) else {
         return none("no reasons");
     };
     let mut out = format!(
