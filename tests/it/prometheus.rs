@@ -578,6 +578,10 @@ fn alert_rules_fire_and_dashboard_queries_run_against_a_real_prometheus() {
         .iter()
         .all(|t| templates.join(t).exists());
     if !with_alertmanager {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "Alertmanager's templates are missing under CI=true: tools/install-prometheus puts them in place"
+        );
         eprintln!(
             "skipped the Alertmanager part: {}/{{default,email}}.tmpl are missing (Debian's alertmanager needs them)",
             templates.display()
@@ -713,6 +717,28 @@ fn alert_rules_fire_and_dashboard_queries_run_against_a_real_prometheus() {
     if let Some(am) = &alertmanager {
         am.expect_delivery("IacwatchWorkspaceFailed", &root, &fleet.with_status("failed"));
     }
+
+    // Fixed on disk, the alerts clear: the tainted state is replaced by a clean apply's state and
+    // the drift plan is gone.
+    let tainted = fleet.root.join("failed-tainted/ws/terraform.tfstate");
+    let clean = fs::read_to_string(&tainted)
+        .unwrap()
+        .replace("\"status\": \"tainted\",", "");
+    assert!(!clean.contains("tainted"), "the fixture's taint marker was not found");
+    fs::write(&tainted, clean).unwrap();
+    fs::remove_file(fleet.root.join("drifted/ws/plan.json")).unwrap();
+    converge(WAIT, "the failed and drifted alerts to clear", || {
+        let alerts = prometheus.alerts()?;
+        let left: Vec<_> = workspace_alerts(&alerts)
+            .into_keys()
+            .filter(|(alert, ..)| alert == "IacwatchWorkspaceFailed" || alert == "IacwatchWorkspaceDrifted")
+            .collect();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("still active: {left:?}"))
+        }
+    });
     drop(prometheus);
     drop(alertmanager);
     drop(daemon);
