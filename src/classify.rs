@@ -287,8 +287,24 @@ impl<'a> Classification<'a> {
         let path = artifact.path.as_str();
         let meta = match &artifact.content {
             StateReading::Empty => {
-                self.hold(ReasonCode::NoState, "state file is empty (0 bytes)".into(), Some(path));
-                return;
+                // Terraform truncates the state before it writes the new one: a file that held a
+                // state a moment ago and is empty now is being rewritten, not gone.
+                let settled_at = artifact.modified + delta(self.policy.settle_time);
+                match &evidence.previous_state {
+                    Some(previous) if self.now < settled_at => {
+                        self.recheck(settled_at);
+                        self.hold(
+                            ReasonCode::StateSettling,
+                            "state is being rewritten (empty for now); keeping the previous reading".into(),
+                            Some(path),
+                        );
+                        previous.clone()
+                    }
+                    _ => {
+                        self.hold(ReasonCode::NoState, "state file is empty (0 bytes)".into(), Some(path));
+                        return;
+                    }
+                }
             }
             StateReading::Parsed(meta) => meta.clone(),
             StateReading::Unreadable(err) => {
@@ -568,4 +584,41 @@ fn describe_changes(plan: &PlanSummary) -> String {
         text.push_str(&format!("; {n} output change{}", plural(n)));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::Artifact;
+
+    fn meta_with_resources() -> StateMeta {
+        let state = br#"{"version":4,"serial":1,"lineage":"l","resources":[{"mode":"managed","type":"t","name":"n","instances":[{"attributes":{}}]}]}"#;
+        crate::artifact::state::parse(state).unwrap()
+    }
+
+    /// Found by the in-place rewrite torture test: the 0-byte moment of a rewrite read as no state.
+    #[test]
+    fn an_empty_state_mid_rewrite_keeps_the_previous_reading_until_it_settles() {
+        let written = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().to_utc();
+        let evidence = Evidence {
+            state: Some(Artifact {
+                path: "ws/terraform.tfstate".into(),
+                modified: written,
+                content: StateReading::Empty,
+            }),
+            previous_state: Some(meta_with_resources()),
+            ..Evidence::default()
+        };
+        let policy = Policy::default();
+        let during = classify(&evidence, written + TimeDelta::milliseconds(500), &policy);
+        assert_eq!(during.status, Status::Active);
+        assert!(during.reasons.iter().any(|r| r.code == ReasonCode::StateSettling));
+        let after = classify(&evidence, written + TimeDelta::seconds(10), &policy);
+        assert_eq!(after.status, Status::Inactive);
+        let never_read = Evidence {
+            previous_state: None,
+            ..evidence
+        };
+        assert_eq!(classify(&never_read, written, &policy).status, Status::Inactive);
+    }
 }

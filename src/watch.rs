@@ -114,7 +114,10 @@ pub struct Watch {
 }
 
 /// The watcher of each root, with the root's (device, inode) when it was set up.
-type Watchers = HashMap<String, (Box<dyn Watcher + Send>, (u64, u64))>;
+/// A root's identity: device, inode and birth time (a root deleted and made again often gets the
+/// same inode number back at once; only the birth time tells the new directory from the old).
+type Identity = (u64, u64, Option<std::time::SystemTime>);
+type Watchers = HashMap<String, (Box<dyn Watcher + Send>, Identity)>;
 
 type Events = mpsc::Receiver<notify::Result<notify::Event>>;
 
@@ -484,7 +487,7 @@ impl Watch {
         let identity = std::fs::metadata(&root.path)
             .ok()
             .filter(|m| m.is_dir())
-            .map(|m| (m.dev(), m.ino()));
+            .map(|m| (m.dev(), m.ino(), m.created().ok()));
         match (identity, watchers.get(&root.label).map(|w| w.1)) {
             (Some(now), Some(before)) if now == before => {}
             (Some(now), _) => {
