@@ -19,6 +19,17 @@ pub struct Artifact<T> {
     pub content: T,
 }
 
+impl<T> Artifact<T> {
+    /// The same artifact with its content transformed.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Artifact<U> {
+        Artifact {
+            path: self.path,
+            modified: self.modified,
+            content: f(self.content),
+        }
+    }
+}
+
 /// A file whose presence and time are the evidence (crash logs, `errored.tfstate`, config).
 pub type Stamp = Artifact<()>;
 

@@ -332,16 +332,11 @@ impl Reader<'_> {
 
     fn state(&self, path: &Path) -> Option<Artifact<StateReading>> {
         let artifact = self.parse(path, artifact::state::parse, Some(artifact::state::parse_reader))?;
-        let content = match artifact.content {
+        Some(artifact.map(|content| match content {
             Ok(meta) => StateReading::Parsed(meta),
             Err(ParseError::Empty) => StateReading::Empty,
             Err(err) => StateReading::Unreadable(err),
-        };
-        Some(Artifact {
-            path: artifact.path,
-            modified: artifact.modified,
-            content,
-        })
+        }))
     }
 
     fn plan(&self, path: &Path) -> Option<Artifact<Result<artifact::plan::PlanSummary, ParseError>>> {
@@ -355,14 +350,7 @@ impl Reader<'_> {
     ) -> Option<Artifact<Observed<artifact::tflock::TerraformLock>>> {
         let artifact = self.parse(path, artifact::tflock::parse, None)?;
         let holder = self.probe.os_lock(state_file);
-        Some(Artifact {
-            path: artifact.path,
-            modified: artifact.modified,
-            content: Observed {
-                content: artifact.content,
-                holder,
-            },
-        })
+        Some(artifact.map(|content| Observed { content, holder }))
     }
 
     fn pipeline_lock(&self, path: &Path) -> Option<Artifact<Observed<artifact::marker::PipelineLock>>> {
@@ -371,14 +359,7 @@ impl Reader<'_> {
             Ok(lock) => self.probe.process(lock.host.as_deref(), lock.pid),
             Err(_) => Holder::Unknown,
         };
-        Some(Artifact {
-            path: artifact.path,
-            modified: artifact.modified,
-            content: Observed {
-                content: artifact.content,
-                holder,
-            },
-        })
+        Some(artifact.map(|content| Observed { content, holder }))
     }
 
     fn last_run(&self, path: &Path) -> Option<Artifact<Result<artifact::marker::LastRun, ParseError>>> {

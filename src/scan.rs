@@ -63,7 +63,8 @@ pub struct ScanProblem {
 }
 
 impl ScanProblem {
-    fn from_walk(root: &Root, problem: WalkProblem) -> ScanProblem {
+    /// A walk problem under `root`.
+    pub fn from_walk(root: &Root, problem: WalkProblem) -> ScanProblem {
         ScanProblem {
             root: root.label.clone(),
             path: problem.path,

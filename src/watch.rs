@@ -16,7 +16,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use notify::event::{AccessKind, AccessMode, EventKind};
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
 use notify::{RecursiveMode, Watcher};
 use rayon::prelude::*;
 
@@ -157,18 +157,25 @@ impl Watch {
                 .min()
                 .unwrap_or(now + Duration::from_millis(500))
                 .min(now + Duration::from_millis(500));
+            let mut lost = BTreeSet::new();
             match rx.recv_timeout(wake.saturating_duration_since(now)) {
                 Ok(event) => {
-                    self.take(event, &mut pending);
+                    self.take(event, &mut pending, &mut lost);
                     // Drain what else is queued before doing any work.
                     while let Ok(event) = rx.try_recv() {
-                        self.take(event, &mut pending);
+                        self.take(event, &mut pending, &mut lost);
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
             let now = Instant::now();
+            // A root removed or renamed takes its watch with it, even if a new directory takes its
+            // place (and its inode number) at once: set the watch up again right away.
+            for index in lost {
+                watchers.remove(&self.roots[index].label);
+                next_root_check = now;
+            }
             let due: Vec<(usize, Hint)> = pending
                 .iter()
                 .filter(|(_, p)| now >= p.last + self.timing.quiet || now >= p.first + max_wait)
@@ -199,7 +206,12 @@ impl Watch {
         }
     }
 
-    fn take(&self, event: notify::Result<notify::Event>, pending: &mut BTreeMap<(usize, Hint), Pending>) {
+    fn take(
+        &self,
+        event: notify::Result<notify::Event>,
+        pending: &mut BTreeMap<(usize, Hint), Pending>,
+        lost: &mut BTreeSet<usize>,
+    ) {
         let event = match event {
             Ok(event) => event,
             Err(err) => {
@@ -232,7 +244,16 @@ impl Watch {
             if self.scanner.discover.exclude.is_match(relative(&root.path, path)) {
                 continue;
             }
+            if path == &root.path
+                && matches!(
+                    event.kind,
+                    EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_))
+                )
+            {
+                lost.insert(index);
+            }
             for hint in hint_for(&root.path, path) {
+                tracing::debug!(root = %root.label, ?hint, kind = ?event.kind, "file event");
                 pending
                     .entry((index, hint))
                     .and_modify(|p| p.last = now)
@@ -257,15 +278,7 @@ impl Watch {
             let subtrees = outermost(subtrees);
             for subtree in &subtrees {
                 let (found, problems) = discover_subtree(&root.path, subtree, &self.scanner.discover);
-                let problems = problems
-                    .into_iter()
-                    .map(|p| ScanProblem {
-                        root: root.label.clone(),
-                        path: p.path,
-                        kind: p.kind,
-                        message: p.message,
-                    })
-                    .collect();
+                let problems = problems.into_iter().map(|p| ScanProblem::from_walk(root, p)).collect();
                 self.read_into_store(root, Scope::Subtree(subtree.clone()), found, problems, false);
             }
             let dirs: BTreeSet<String> = dirs
@@ -372,15 +385,7 @@ impl Watch {
             let started = Instant::now();
             match crate::discover::discover(&root.path, &self.scanner.discover) {
                 Ok((dirs, problems)) => {
-                    let problems = problems
-                        .into_iter()
-                        .map(|p| ScanProblem {
-                            root: root.label.clone(),
-                            path: p.path,
-                            kind: p.kind,
-                            message: p.message,
-                        })
-                        .collect();
+                    let problems = problems.into_iter().map(|p| ScanProblem::from_walk(root, p)).collect();
                     self.read_into_store(root, Scope::Subtree(".".into()), dirs, problems, true);
                 }
                 Err(err) => {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::{CANARY, iacwatch};
-use crate::terraform::text;
+use crate::terraform::{reasons, text};
 
 const GOOD: &str = r#"{"version":4,"serial":1,"lineage":"l","resources":[{"mode":"managed","type":"t","name":"n","instances":[{"attributes":{"id":"1"}}]}]}"#;
 
@@ -39,15 +39,6 @@ fn by_path(doc: &Value) -> std::collections::BTreeMap<String, Value> {
         .unwrap()
         .iter()
         .map(|w| (w["path"].as_str().unwrap().to_owned(), w.clone()))
-        .collect()
-}
-
-fn codes(ws: &Value) -> Vec<String> {
-    ws["reasons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["code"].as_str().unwrap().to_owned())
         .collect()
 }
 
@@ -134,16 +125,16 @@ fn broken_artifacts_are_reasons_of_their_own_workspace_only() {
         ws["junk-beside"]
     );
     assert!(
-        codes(&ws["junk-beside"]).contains(&"artifact_unreadable".to_owned()),
+        reasons(&ws["junk-beside"]).contains(&"artifact_unreadable".to_owned()),
         "the plan that is not one"
     );
     assert_eq!(ws["empty"]["status"], "inactive");
-    assert!(codes(&ws["empty"]).contains(&"no_state".to_owned()));
+    assert!(reasons(&ws["empty"]).contains(&"no_state".to_owned()));
     assert_eq!(ws["deep-value"]["status"], "active");
     for broken in ["truncated", "binary", "deep-shape", "truncated-secret", "huge", "fifo"] {
         assert_eq!(ws[broken]["status"], "failed", "{broken}: {:#}", ws[broken]);
         assert!(
-            codes(&ws[broken]).contains(&"state_unreadable".to_owned()),
+            reasons(&ws[broken]).contains(&"state_unreadable".to_owned()),
             "{broken}: {:#}",
             ws[broken]
         );

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::support::{self, Daemon, free_port, http_get, repo, tool, url_encode};
+use crate::support::{self, Daemon, free_port, http_get, promtool_check_metrics, repo, tool, url_encode};
 
 const STATUSES: [&str; 7] = [
     "destroying",
@@ -311,24 +311,6 @@ fn add_workspace(staging: &Path, target: &Path) {
 }
 
 /// Pipes `body` to `promtool check metrics`: its exit status and everything it printed.
-fn promtool_check_metrics(promtool: &Path, body: &str) -> (bool, String) {
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
 #[test]
 fn prometheus_counts_equal_the_api_before_and_after_a_change() {
     let (Some(prometheus_bin), Some(promtool)) = (tool("prometheus/bin/prometheus"), tool("prometheus/bin/promtool"))

@@ -21,6 +21,17 @@ fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
     eventually(LONG, "the wrapper to end", || child.try_wait().unwrap())
 }
 
+/// Two resources, one of which takes a few seconds to destroy.
+const SLOW_DESTROY: &str = r#"
+resource "null_resource" "a" {}
+resource "null_resource" "slow" {
+  provisioner "local-exec" {
+    when    = destroy
+    command = "sleep 4"
+  }
+}
+"#;
+
 const APPLY: &[&str] = &["apply", "-auto-approve", "-input=false", "-no-color"];
 const DESTROY: &[&str] = &["destroy", "-auto-approve", "-input=false", "-no-color"];
 
@@ -87,17 +98,7 @@ resource "null_resource" "broken" {
 
 #[test]
 fn a_slow_destroy_shows_destroying_while_it_runs_then_inactive() {
-    let Some(ws) = Workspace::new(
-        r#"
-resource "null_resource" "a" {}
-resource "null_resource" "slow" {
-  provisioner "local-exec" {
-    when    = destroy
-    command = "sleep 4"
-  }
-}
-"#,
-    ) else {
+    let Some(ws) = Workspace::new(SLOW_DESTROY) else {
         return;
     };
     let applied = ws.terraform(APPLY).output().unwrap();
@@ -386,17 +387,7 @@ fn served_status(daemon: &crate::support::Daemon) -> Value {
 
 #[test]
 fn serve_shows_destroying_during_a_wrapped_destroy_and_inactive_after() {
-    let Some(ws) = Workspace::new(
-        r#"
-resource "null_resource" "a" {}
-resource "null_resource" "slow" {
-  provisioner "local-exec" {
-    when    = destroy
-    command = "sleep 4"
-  }
-}
-"#,
-    ) else {
+    let Some(ws) = Workspace::new(SLOW_DESTROY) else {
         return;
     };
     let applied = ws.terraform(APPLY).output().unwrap();
