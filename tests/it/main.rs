@@ -2,6 +2,7 @@
 
 mod artifacts;
 mod bad_input;
+mod cli;
 mod lifecycle;
 mod page;
 mod prometheus;
