@@ -12,3 +12,4 @@ mod scenarios;
 mod serve;
 mod support;
 mod terraform;
+mod tls;
