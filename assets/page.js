@@ -322,7 +322,8 @@
     if (!ready) {
       box.innerHTML = "<strong>Scanning…</strong> The first scan of the roots is not done yet; this page fills in when it is.";
     } else if (!data.workspaces.length) {
-      box.innerHTML = "<strong>No workspaces found " + (view.root ? "under root <code>" + escape(view.root) + "</code>" : "under the watched roots") +
+      box.innerHTML = "<strong>No workspaces found " + (view.root ? "under root <code>" + escape(view.root) + "</code>" :
+        "under " + (box.getAttribute("data-roots") || "").split(", ").map(function (r) { return "<code>" + escape(r) + "</code>"; }).join(", ")) +
         ".</strong> A workspace directory holds a <code>terraform.tfstate</code>, <code>.terraform/</code>, " +
         "<code>.terraform.lock.hcl</code>, a plan JSON or <code>.iacwatch/</code>; folders with only <code>.tf</code> files are modules.";
     } else {

@@ -26,6 +26,8 @@ use crate::store::{Entry, Store};
 pub struct AppState {
     pub store: Arc<Store>,
     pub registry: Arc<Registry>,
+    /// The roots as configured (the page names them when it finds nothing under them).
+    pub roots: Arc<[String]>,
 }
 
 /// Every endpoint of the interfaces contract.

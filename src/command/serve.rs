@@ -87,7 +87,8 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         .name("iacwatch-watch".into())
         .spawn(move || watch.run())
         .context("starting the watcher")?;
-    let app = router(AppState { store, registry });
+    let roots = config.common.roots.iter().map(|r| r.label.clone()).collect();
+    let app = router(AppState { store, registry, roots });
     crate::http::serve_with(listener, app, config.limits, Arc::new(web), shutdown_signal()).await;
     stop.store(true, Ordering::Release);
     // The watcher notices within half a second unless it is in the middle of a full scan.

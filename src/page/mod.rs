@@ -111,7 +111,6 @@ pub fn render_page(state: &AppState, params: &Params, notice: Option<&str>) -> S
     };
     let doc = workspaces_document(&state.store, &selection);
     let snapshot = state.store.snapshot();
-    let roots: std::collections::BTreeSet<&str> = snapshot.workspaces.keys().map(|k| k.0.as_str()).collect();
     let in_root = snapshot
         .workspaces
         .keys()
@@ -124,7 +123,7 @@ pub fn render_page(state: &AppState, params: &Params, notice: Option<&str>) -> S
         notice,
         ready: state.store.is_ready(),
         in_root,
-        several_roots: roots.len() > 1,
+        roots: &state.roots,
     };
     render::page(&view, &assets().style, SCRIPT)
 }

@@ -25,7 +25,8 @@ pub struct PageView<'a> {
     pub ready: bool,
     /// Workspaces under the root filter, before the search and the status filter.
     pub in_root: usize,
-    pub several_roots: bool,
+    /// The roots as configured.
+    pub roots: &'a [String],
 }
 
 /// Escapes text for HTML content and quoted attribute values.
@@ -245,11 +246,21 @@ fn table(out: &mut String, view: &PageView) {
         row(out, w, view);
     }
     out.push_str("</tbody></table>\n");
+    // The roots ride along for the script, which redraws this box as the table changes.
+    let roots = escape(&view.roots.join(", "));
     match empty_message(view) {
         Some(message) => {
-            let _ = writeln!(out, "<div id=\"empty\" class=\"empty\">{message}</div>");
+            let _ = writeln!(
+                out,
+                "<div id=\"empty\" class=\"empty\" data-roots=\"{roots}\">{message}</div>"
+            );
         }
-        None => out.push_str("<div id=\"empty\" class=\"empty\" hidden></div>\n"),
+        None => {
+            let _ = writeln!(
+                out,
+                "<div id=\"empty\" class=\"empty\" data-roots=\"{roots}\" hidden></div>"
+            );
+        }
     }
     out.push_str("</div>\n");
 }
@@ -268,7 +279,14 @@ fn empty_message(view: &PageView) -> Option<String> {
     if view.in_root == 0 {
         let under = match &view.params.root {
             Some(root) => format!("under root <code>{}</code>", escape(root)),
-            None => "under the watched roots".to_owned(),
+            None => {
+                let roots: Vec<String> = view
+                    .roots
+                    .iter()
+                    .map(|r| format!("<code>{}</code>", escape(r)))
+                    .collect();
+                format!("under {}", roots.join(", "))
+            }
         };
         return Some(format!(
             "<strong>No workspaces found {under}.</strong> A workspace directory holds a \
@@ -291,7 +309,7 @@ fn row(out: &mut String, w: &WorkspaceView, view: &PageView) {
         id = escape(&w.id),
         flags = other_flags(w),
     );
-    let root = if view.several_roots {
+    let root = if view.roots.len() > 1 {
         format!("<span class=\"root\">{}</span>", escape(&w.root))
     } else {
         String::new()

@@ -174,7 +174,8 @@ fn the_page_says_when_no_workspace_is_found() {
     let empty = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(&[empty.path()], &[]);
     let html = daemon.get("/");
-    assert!(html.contains("No workspaces found under the watched roots"), "{html}");
+    let under = format!("No workspaces found under <code>{}</code>", empty.path().display());
+    assert!(html.contains(&under), "{html}");
     for (status, _) in COUNTS {
         assert_eq!(card_count(&html, status), 0);
     }
