@@ -110,7 +110,7 @@ def render(r):
       "and records what it saw.")
     w("- Whole-process timings: the commands of one comparison run interleaved (A B C D, B C D A, ...) "
       "after one warm-up round, so noise falls on all of them alike; the figure is the median. CPU is "
-      "user + system time of the process and its children, peak RSS is `ru_maxrss` (from `wait4`).")
+      "user + system time of the process and its children, peak RSS is the maximum resident set of the command (GNU `time -f %M`).")
     w("- Every file is in the page cache (warm): this measures parsing and classifying, not the disk.")
     w("- `iacwatch scan --format json ROOT > /dev/null`: discovers, reads every artifact (states, plans, "
       "locks, markers), classifies and prints JSON.")
