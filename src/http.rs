@@ -13,7 +13,6 @@ use axum::routing::get;
 use chrono::Utc;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
@@ -25,7 +24,7 @@ use crate::store::{Entry, Store};
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<Store>,
-    pub registry: Arc<Registry>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// The roots as configured (the page names them when it finds nothing under them).
     pub roots: Arc<[String]>,
 }
@@ -97,7 +96,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let body = crate::metrics::render(&state.registry);
+    let body = state.metrics.render();
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
 }
 

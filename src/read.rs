@@ -262,11 +262,17 @@ struct Reader<'a> {
     probe: &'a dyn Probe,
 }
 
-/// An opened artifact: its time, and either its bytes or (when large) the open file.
+/// An opened artifact: its time, and either its bytes or (when very large) the open file.
 enum Body {
-    Bytes(Vec<u8>),
+    /// The bytes, with the turn to hold a big file in memory when they are big.
+    Bytes(Vec<u8>, Option<std::sync::MutexGuard<'static, ()>>),
     Large(File),
 }
+
+/// Files above this size are held in memory one at a time across all reading threads, so that
+/// peak memory is the largest such file, not the sum of the largest few read at once.
+const ONE_AT_A_TIME_ABOVE: u64 = 16 << 20;
+static BIG_FILE_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Reader<'_> {
     fn rel(&self, path: &Path) -> String {
@@ -292,9 +298,10 @@ impl Reader<'_> {
         if meta.len() > STREAM_ABOVE {
             return Some((modified, Ok(Body::Large(file))));
         }
+        let turn = (meta.len() > ONE_AT_A_TIME_ABOVE).then(|| BIG_FILE_TURN.lock().unwrap_or_else(|e| e.into_inner()));
         let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
         let body = match (&file).read_to_end(&mut bytes) {
-            Ok(_) => Ok(Body::Bytes(bytes)),
+            Ok(_) => Ok(Body::Bytes(bytes, turn)),
             Err(e) => Err(ParseError::Io { kind: e.kind() }),
         };
         Some((modified, body))
@@ -308,7 +315,7 @@ impl Reader<'_> {
     ) -> Option<Artifact<Result<T, ParseError>>> {
         let (modified, body) = self.open(path)?;
         let content = body.and_then(|body| match body {
-            Body::Bytes(bytes) => slice(&bytes),
+            Body::Bytes(bytes, _turn) => slice(&bytes),
             Body::Large(file) => match reader {
                 Some(read) => read(file),
                 None => Err(ParseError::WrongShape { line: 0, column: 0 }),

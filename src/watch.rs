@@ -124,6 +124,7 @@ type Events = mpsc::Receiver<notify::Result<notify::Event>>;
 impl Watch {
     /// Runs until `stop` is set: first full scan, then watching.
     pub fn run(self) {
+        keep_large_buffers_out_of_the_heap();
         let (tx, rx) = mpsc::channel();
         let mut watchers = Watchers::new();
         for root in &self.roots {
@@ -395,6 +396,7 @@ impl Watch {
             }
             self.telemetry.scan_done("full", started.elapsed().as_secs_f64());
         }
+        release_free_memory();
     }
 
     /// Re-checks who holds each lock, and every verdict that may change with time alone; reads a
@@ -566,6 +568,27 @@ fn poll_watcher(
             tracing::warn!(root = %path.display(), error = %err, "cannot poll root");
             None
         }
+    }
+}
+
+/// Makes the C allocator serve every buffer over 1 MiB (a state being parsed) from its own mapping,
+/// handed back to the system when freed. By default glibc raises that threshold as large blocks
+/// are freed, and the states read afterwards fragment its heaps, which then never shrink.
+fn keep_large_buffers_out_of_the_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
+/// Hands memory freed after a full scan (the buffers of large states) back to the system: the C
+/// allocator otherwise keeps it, and the daemon's resident size would stay at its peak.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointer; it only returns free pages of the allocator's own heaps.
+    unsafe {
+        nix::libc::malloc_trim(0);
     }
 }
 

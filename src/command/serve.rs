@@ -59,7 +59,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     tracing::info!(address = %address, roots = ?config.common.roots.iter().map(|r| &r.label).collect::<Vec<_>>(), "serving");
     let store = Arc::new(Store::new());
     let telemetry = Telemetry::default();
-    let registry = Arc::new(crate::metrics::registry(
+    let metrics = Arc::new(crate::metrics::Metrics::new(
         store.clone(),
         &telemetry,
         config.per_workspace_metrics,
@@ -88,7 +88,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         .spawn(move || watch.run())
         .context("starting the watcher")?;
     let roots = config.common.roots.iter().map(|r| r.label.clone()).collect();
-    let app = router(AppState { store, registry, roots });
+    let app = router(AppState { store, metrics, roots });
     crate::http::serve_with(listener, app, config.limits, Arc::new(web), shutdown_signal()).await;
     stop.store(true, Ordering::Release);
     // The watcher notices within half a second unless it is in the middle of a full scan.

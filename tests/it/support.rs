@@ -214,13 +214,15 @@ impl Daemon {
         // Drains stderr for the daemon's whole life, so that logging never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                    && v["message"] == "serving"
-                    && let Some(address) = v["address"].as_str()
-                {
-                    let _ = tx.send(address.to_owned());
+                let address = serde_json::from_str::<serde_json::Value>(&line)
+                    .ok()
+                    .filter(|v| v["message"] == "serving")
+                    .and_then(|v| v["address"].as_str().map(str::to_owned));
+                // Logged first, so that the log holds the line by the time the address is known.
+                lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+                if let Some(address) = address {
+                    let _ = tx.send(address);
                 }
-                lines.lock().unwrap().push(line);
             }
         });
         let address = match rx.recv_timeout(Duration::from_secs(30)) {
