@@ -16,7 +16,10 @@ use crate::evidence::{Artifact, Evidence, Holder, Observed, Stamp, StateReading}
 use crate::liveness::Probe;
 
 /// Files larger than this are parsed from a reader in constant memory instead of being held.
+/// The default: fast for a one-shot scan.
 pub const STREAM_ABOVE: u64 = 256 << 20;
+/// For the daemon, which stays up: memory matters more than the second a very large state takes.
+pub const STREAM_ABOVE_IN_DAEMON: u64 = 32 << 20;
 
 /// One CLI workspace of a directory, with what was read for it.
 #[derive(Clone, Debug)]
@@ -170,6 +173,7 @@ fn to_utc(time: SystemTime) -> DateTime<Utc> {
 pub fn read_directory(
     root: &Path,
     rel: &str,
+    stream_above: u64,
     probe: &dyn Probe,
     previous: &dyn Fn(&str) -> Option<crate::artifact::state::StateMeta>,
 ) -> Result<Vec<WorkspaceEvidence>, DirError> {
@@ -185,7 +189,11 @@ pub fn read_directory(
     {
         listing.merge_working_copy(copy);
     }
-    let reader = Reader { root, probe };
+    let reader = Reader {
+        root,
+        probe,
+        stream_above,
+    };
     let mut problems = Vec::new();
     let (selected, backend) = match &listing.dot_terraform {
         Some(dot) => reader.dot_terraform(dot, &mut problems),
@@ -260,6 +268,8 @@ pub fn read_directory(
 struct Reader<'a> {
     root: &'a Path,
     probe: &'a dyn Probe,
+    /// Files larger than this are parsed from a stream, in constant memory.
+    stream_above: u64,
 }
 
 /// An opened artifact: its time, and either its bytes or (when very large) the open file.
@@ -295,7 +305,7 @@ impl Reader<'_> {
             Err(e) => return Some((Utc::now(), Err(ParseError::Io { kind: e.kind() }))),
         };
         let modified = meta.modified().map(to_utc).unwrap_or_else(|_| Utc::now());
-        if meta.len() > STREAM_ABOVE {
+        if meta.len() > self.stream_above {
             return Some((modified, Ok(Body::Large(file))));
         }
         let turn = (meta.len() > ONE_AT_A_TIME_ABOVE).then(|| BIG_FILE_TURN.lock().unwrap_or_else(|e| e.into_inner()));

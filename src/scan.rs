@@ -87,6 +87,9 @@ pub struct Scanner<'a> {
     pub discover: DiscoverOptions,
     pub policy: Policy,
     pub probe: &'a dyn Probe,
+    /// Files larger than this are parsed from a stream in constant memory rather than read whole
+    /// (slower, but memory stays flat).
+    pub stream_above: u64,
     /// Counts the directories read, for a progress display.
     pub progress: Option<&'a std::sync::atomic::AtomicUsize>,
 }
@@ -134,12 +137,13 @@ impl Scanner<'_> {
         now: DateTime<Utc>,
         previous: &dyn Fn(&str) -> Option<StateMeta>,
     ) -> Result<Vec<Workspace>, ScanProblem> {
-        let found = read_directory(&root.path, rel, self.probe, previous).map_err(|e| ScanProblem {
-            root: root.label.clone(),
-            path: e.path.clone(),
-            kind: "directory_unreadable",
-            message: e.to_string(),
-        })?;
+        let found =
+            read_directory(&root.path, rel, self.stream_above, self.probe, previous).map_err(|e| ScanProblem {
+                root: root.label.clone(),
+                path: e.path.clone(),
+                kind: "directory_unreadable",
+                message: e.to_string(),
+            })?;
         Ok(found
             .into_iter()
             .map(|ws| {

@@ -26,6 +26,7 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write) -> anyhow::Result<Exit> {
         discover: config.common.discover.clone(),
         policy: config.common.policy,
         probe: &probe,
+        stream_above: crate::read::STREAM_ABOVE,
         progress: Some(&read),
     };
     let now = config.now.unwrap_or_else(Utc::now);

@@ -76,6 +76,8 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
             discover: config.common.discover.clone(),
             policy: config.common.policy,
             probe,
+            // A daemon stays up: its memory should not jump by the size of the largest state.
+            stream_above: crate::read::STREAM_ABOVE_IN_DAEMON,
             progress: None,
         },
         store: store.clone(),

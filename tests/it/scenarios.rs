@@ -21,6 +21,7 @@ fn every_scenario_has_the_status_and_reasons_it_expects() {
             discover: DiscoverOptions::default(),
             policy: Policy::default(),
             probe: &probe,
+            stream_above: iacwatch::read::STREAM_ABOVE,
             progress: None,
         };
         let (result, errors) = scanner.scan(
