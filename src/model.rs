@@ -29,7 +29,7 @@ impl Status {
         Status::Inactive,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Status::Destroying => "destroying",
             Status::Provisioning => "provisioning",

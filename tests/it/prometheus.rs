@@ -12,19 +12,20 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use iacwatch::model::Status;
 use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::support::{self, Daemon, free_port, http_get, promtool_check_metrics, repo, tool, url_encode};
 
 const STATUSES: [&str; 7] = [
-    "destroying",
-    "provisioning",
-    "failed",
-    "drifted",
-    "apply_needed",
-    "active",
-    "inactive",
+    Status::Destroying.as_str(),
+    Status::Provisioning.as_str(),
+    Status::Failed.as_str(),
+    Status::Drifted.as_str(),
+    Status::ApplyNeeded.as_str(),
+    Status::Active.as_str(),
+    Status::Inactive.as_str(),
 ];
 
 /// How long anything may take to converge (a scrape and a rule evaluation are 1 s apart).

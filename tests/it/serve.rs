@@ -14,7 +14,7 @@ use crate::support::{
     Daemon, check_golden, eventually, http_get, iacwatch, load_scenario, load_scenario_at, promtool_check_metrics,
     repo, tool,
 };
-use crate::terraform::{Workspace, text};
+use crate::terraform::{Workspace, reasons, text};
 
 /// A root holding several fixture scenarios side by side, their times restored as if each had
 /// just happened.
@@ -153,14 +153,7 @@ fn serve_reports_the_tree_and_follows_every_kind_of_change() {
         "unreadable after only {took:?}: no settle time"
     );
     let ws = workspaces(&daemon, "?q=active/ws").remove(0);
-    assert!(
-        ws["reasons"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["code"] == "state_unreadable"),
-        "{ws}"
-    );
+    assert!(reasons(&ws).iter().any(|c| c == "state_unreadable"), "{ws}");
     fs::write(&state, &good).unwrap();
     wait_status(&daemon, "active/ws", Some("active"), Duration::from_secs(5));
 
@@ -250,15 +243,7 @@ fn metrics_match_the_golden_file_and_pass_promtool() {
     let root = tree_at(&names, "2026-01-01T00:00:00Z".parse().unwrap());
     let daemon = Daemon::start(&[root.path()], &[]);
     let body = daemon.get("/metrics");
-    for status in [
-        "destroying",
-        "provisioning",
-        "failed",
-        "drifted",
-        "apply_needed",
-        "active",
-        "inactive",
-    ] {
+    for status in iacwatch::model::Status::ALL.map(|s| s.as_str()) {
         assert!(
             body.contains(&format!("iacwatch_workspaces{{status=\"{status}\"}}")),
             "{status} missing"
@@ -451,14 +436,7 @@ fn a_pipeline_whose_process_dies_turns_failed_without_any_file_event() {
     let took = wait_status(&daemon, "ws", Some("failed"), Duration::from_secs(5));
     eprintln!("dead pipeline seen after {took:?}");
     let ws_json = workspaces(&daemon, "").remove(0);
-    assert!(
-        ws_json["reasons"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["code"] == "dead_pipeline"),
-        "{ws_json:#}"
-    );
+    assert!(reasons(&ws_json).iter().any(|c| c == "dead_pipeline"), "{ws_json:#}");
     // The transition is logged with both statuses and the reasons.
     let log = daemon.log.lock().unwrap().join("\n");
     assert!(
@@ -492,14 +470,7 @@ fn a_lock_turns_stale_with_time_alone_and_resyncs_run() {
     assert_eq!(status_of(&daemon, "ws").as_deref(), Some("provisioning"));
     wait_status(&daemon, "ws", Some("failed"), Duration::from_secs(8));
     let ws_json = workspaces(&daemon, "").remove(0);
-    assert!(
-        ws_json["reasons"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["code"] == "stale_lock"),
-        "{ws_json:#}"
-    );
+    assert!(reasons(&ws_json).iter().any(|c| c == "stale_lock"), "{ws_json:#}");
     eventually(Duration::from_secs(10), "two full resyncs", || {
         let metrics = daemon.get("/metrics");
         let full = metrics
