@@ -136,6 +136,12 @@ impl<'a> Classification<'a> {
         c
     }
 
+    /// A failure rule holds: its reason, and when it started to hold.
+    fn fail(&mut self, code: ReasonCode, message: String, artifact: Option<&str>, at: DateTime<Utc>) {
+        self.hold(code, message, artifact);
+        self.failures.push(at);
+    }
+
     fn hold(&mut self, code: ReasonCode, message: String, artifact: Option<&str>) {
         self.reasons.push(Reason {
             code,
@@ -204,20 +210,20 @@ impl<'a> Classification<'a> {
             }
             LockState::Dead => {
                 let pid = lock.pid.map(|p| format!(" (pid {p} is gone)")).unwrap_or_default();
-                self.hold(
+                self.fail(
                     ReasonCode::DeadPipeline,
                     format!("{op}{by} ended without clearing its lock{pid}"),
                     Some(path),
+                    started,
                 );
-                self.failures.push(started);
             }
             LockState::Stale => {
-                self.hold(
+                self.fail(
                     ReasonCode::StaleLock,
                     format!("pipeline lock for {op}{by} is {running_for} old, past the stale limit"),
                     Some(path),
+                    started,
                 );
-                self.failures.push(started);
             }
         }
     }
@@ -243,20 +249,20 @@ impl<'a> Classification<'a> {
         let who = who.map(|w| format!(" by {w}")).unwrap_or_default();
         let lock_age = human_age(age(self.now, created));
         if holder == Holder::Gone {
-            self.hold(
+            self.fail(
                 ReasonCode::DeadLock,
                 format!("Terraform lock for {op}{who} is left behind: no process holds the state file"),
                 Some(path),
+                created,
             );
-            self.failures.push(created);
         }
         if self.now >= created + delta(self.policy.stale_lock_after) {
-            self.hold(
+            self.fail(
                 ReasonCode::StaleLock,
                 format!("Terraform lock for {op}{who} is {lock_age} old, past the stale limit"),
                 Some(path),
+                created,
             );
-            self.failures.push(created);
         }
         if state == LockState::Live {
             self.hold(
@@ -321,12 +327,12 @@ impl<'a> Classification<'a> {
                         None => return,
                     }
                 } else {
-                    self.hold(
+                    self.fail(
                         ReasonCode::StateUnreadable,
                         format!("state cannot be read: {err}"),
                         Some(path),
+                        artifact.modified,
                     );
-                    self.failures.push(artifact.modified);
                     return;
                 }
             }
@@ -353,15 +359,15 @@ impl<'a> Classification<'a> {
         }
         if meta.tainted > 0 {
             let n = meta.tainted;
-            self.hold(
+            self.fail(
                 ReasonCode::TaintedInstances,
                 format!(
                     "{n} resource instance{} tainted by a failed apply",
                     if n == 1 { " is" } else { "s are" }
                 ),
                 Some(path),
+                artifact.modified,
             );
-            self.failures.push(artifact.modified);
         }
         self.state = Some(meta);
     }
@@ -392,15 +398,15 @@ impl<'a> Classification<'a> {
                     };
                     let exit = last.exit_code.map(|c| format!(" (exit code {c})")).unwrap_or_default();
                     let run_id = last.run_id.as_deref().map(|r| format!(" {r}")).unwrap_or_default();
-                    self.hold(
+                    self.fail(
                         code,
                         format!(
                             "the last pipeline run{run_id} ({}) {word}{exit}",
                             last.operation.as_str()
                         ),
                         Some(&run.path),
+                        run.modified,
                     );
-                    self.failures.push(run.modified);
                 }
                 Ok(_) => {}
                 Err(err) => self.hold(
@@ -413,22 +419,22 @@ impl<'a> Classification<'a> {
         if let Some(stamp) = &e.errored_state
             && !self.superseded(stamp.modified)
         {
-            self.hold(
+            self.fail(
                 ReasonCode::StatePersistFailed,
                 "Terraform could not save the state after an apply (errored.tfstate)".into(),
                 Some(&stamp.path),
+                stamp.modified,
             );
-            self.failures.push(stamp.modified);
         }
         if let Some(stamp) = &e.crash_log
             && !self.superseded(stamp.modified)
         {
-            self.hold(
+            self.fail(
                 ReasonCode::TerraformCrashed,
                 "Terraform crashed (crash log)".into(),
                 Some(&stamp.path),
+                stamp.modified,
             );
-            self.failures.push(stamp.modified);
         }
     }
 
@@ -471,8 +477,12 @@ impl<'a> Classification<'a> {
         }
         if summary.errored {
             if !self.superseded(artifact.modified) {
-                self.hold(ReasonCode::PlanErrored, "the plan operation failed".into(), Some(path));
-                self.failures.push(artifact.modified);
+                self.fail(
+                    ReasonCode::PlanErrored,
+                    "the plan operation failed".into(),
+                    Some(path),
+                    artifact.modified,
+                );
             }
             // An errored plan's changes are incomplete: they are not reported as drift or changes.
             return;
@@ -497,7 +507,8 @@ impl<'a> Classification<'a> {
         let (Some(config), Some(state), Some(meta)) = (&e.newest_config, &e.state, &self.state) else {
             return;
         };
-        let newest_plan = e.plans.iter().filter(|p| p.content.is_ok()).map(|p| p.modified).max();
+        // The newest readable plan, as `plan()` chose it.
+        let newest_plan = self.plan.and_then(|(index, _)| e.plans.get(index)).map(|p| p.modified);
         if meta.has_resources() && config.modified > state.modified && newest_plan.is_none_or(|p| config.modified > p) {
             self.hold(
                 ReasonCode::ConfigChanged,

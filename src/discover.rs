@@ -6,7 +6,6 @@
 //! Each top-level directory of a root is walked in parallel.
 
 use std::collections::BTreeSet;
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -125,7 +124,7 @@ pub fn discover(root: &Path, options: &DiscoverOptions) -> Result<(Vec<String>, 
 /// Finds the workspace directories at and below `rel` (a directory relative to `root`). A
 /// directory that no longer exists has none.
 pub fn discover_subtree(root: &Path, rel: &str, options: &DiscoverOptions) -> (Vec<String>, Vec<WalkProblem>) {
-    let start = if rel == "." { root.to_owned() } else { root.join(rel) };
+    let start = directory(root, rel);
     if !start.is_dir() {
         return (Vec::new(), Vec::new());
     }
@@ -241,7 +240,7 @@ pub fn is_crash_log(name: &str) -> bool {
     name == "crash.log" || (name.starts_with("crash.") && name.ends_with(".log"))
 }
 
-/// File name as text, for matching.
-pub fn name_of(name: &OsStr) -> std::borrow::Cow<'_, str> {
-    name.to_string_lossy()
+/// The directory `rel` (relative to `root`, `.` for the root itself) on disk.
+pub fn directory(root: &Path, rel: &str) -> PathBuf {
+    if rel == "." { root.to_owned() } else { root.join(rel) }
 }

@@ -58,9 +58,14 @@ impl Listing {
         let mut listing = Listing::default();
         for entry in fs::read_dir(dir)? {
             let Ok(entry) = entry else { continue };
-            let name = discover::name_of(&entry.file_name()).into_owned();
+            let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
-            let is_dir = path.is_dir();
+            // The listing already knows the type; only a symbolic link needs a look at its target.
+            let is_dir = match entry.file_type() {
+                Ok(kind) if kind.is_symlink() => path.is_dir(),
+                Ok(kind) => kind.is_dir(),
+                Err(_) => path.is_dir(),
+            };
             match name.as_str() {
                 "terraform.tfstate" if !is_dir => listing.state = Some(path),
                 ".terraform.tfstate.lock.info" if !is_dir => listing.lock = Some(path),
@@ -111,7 +116,7 @@ fn subdirectories(dir: &Path) -> BTreeMap<String, PathBuf> {
     entries
         .flatten()
         .filter(|e| e.path().is_dir())
-        .map(|e| (discover::name_of(&e.file_name()).into_owned(), e.path()))
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
         .filter(|(name, _)| valid_workspace_name(name))
         .collect()
 }
@@ -177,7 +182,7 @@ pub fn read_directory(
     probe: &dyn Probe,
     previous: &dyn Fn(&str) -> Option<crate::artifact::state::StateMeta>,
 ) -> Result<Vec<WorkspaceEvidence>, DirError> {
-    let dir = if rel == "." { root.to_owned() } else { root.join(rel) };
+    let dir = discover::directory(root, rel);
     let mut listing = Listing::of(&dir).map_err(|e| DirError {
         path: rel.to_owned(),
         kind: e.kind(),

@@ -37,8 +37,15 @@ impl Counts {
     }
 
     pub fn get(&self, status: Status) -> u64 {
-        let mut copy = *self;
-        *copy.get_mut(status)
+        match status {
+            Status::Destroying => self.destroying,
+            Status::Provisioning => self.provisioning,
+            Status::Failed => self.failed,
+            Status::Drifted => self.drifted,
+            Status::ApplyNeeded => self.apply_needed,
+            Status::Active => self.active,
+            Status::Inactive => self.inactive,
+        }
     }
 
     fn get_mut(&mut self, status: Status) -> &mut u64 {

@@ -1,7 +1,7 @@
 //! A scan: discover the workspace directories of every root, read them in parallel, classify
 //! every workspace.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
@@ -164,9 +164,4 @@ impl Scanner<'_> {
 /// Sorts workspaces by root, path, workspace name.
 pub fn sort(workspaces: &mut [Workspace]) {
     workspaces.sort_by(|a, b| (&a.root, &a.path, &a.name).cmp(&(&b.root, &b.path, &b.name)));
-}
-
-/// The directory of a workspace on disk.
-pub fn directory(root: &Path, rel: &str) -> PathBuf {
-    if rel == "." { root.to_owned() } else { root.join(rel) }
 }

@@ -289,7 +289,7 @@ impl Watch {
             if !dirs.is_empty() {
                 let present: Vec<String> = dirs
                     .iter()
-                    .filter(|d| is_workspace_dir(&crate::scan::directory(&root.path, d)))
+                    .filter(|d| is_workspace_dir(&crate::discover::directory(&root.path, d)))
                     .cloned()
                     .collect();
                 self.read_into_store(root, Scope::Dirs(dirs), present, Vec::new(), false);

@@ -16,7 +16,7 @@ use iacwatch::model::Status;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::support::{self, Daemon, free_port, http_get, promtool_check_metrics, repo, tool, url_encode};
+use crate::support::{self, Daemon, FLEET, free_port, http_get, promtool_check_metrics, repo, tool, url_encode};
 
 const STATUSES: [&str; 7] = [
     Status::Destroying.as_str(),
@@ -30,18 +30,6 @@ const STATUSES: [&str; 7] = [
 
 /// How long anything may take to converge (a scrape and a rule evaluation are 1 s apart).
 const WAIT: Duration = Duration::from_secs(30);
-
-/// Scenarios whose status does not depend on the clock or on this machine's host name, so that the
-/// daemon (which uses the real time) agrees with the fixtures' expectations. One workspace each,
-/// except `named-workspaces` (two).
-const SCENARIOS: [&str; 6] = [
-    "active",
-    "failed-tainted",
-    "drifted",
-    "apply-needed-plan",
-    "inactive-destroyed",
-    "named-workspaces",
-];
 
 /// Polls `check` every 100 ms until it returns `Ok`; after `timeout`, panics with `what` and the
 /// last error it returned.
@@ -318,7 +306,7 @@ fn prometheus_counts_equal_the_api_before_and_after_a_change() {
     else {
         return;
     };
-    let fleet = Fleet::new(&SCENARIOS);
+    let fleet = Fleet::new(&FLEET);
     let daemon = Daemon::start(&[&fleet.root], &["--lock-check-interval", "1s"]);
     assert_eq!(
         api_counts(&daemon),
@@ -543,7 +531,7 @@ fn alert_rules_fire_and_dashboard_queries_run_against_a_real_prometheus() {
     else {
         return;
     };
-    let fleet = Fleet::new(&SCENARIOS);
+    let fleet = Fleet::new(&FLEET);
     let root = fleet.root_label();
     let daemon = Daemon::start(&[&fleet.root], &["--lock-check-interval", "1s"]);
     assert_eq!(

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::{
-    Daemon, check_golden, eventually, http_get, iacwatch, load_scenario, load_scenario_at, promtool_check_metrics,
-    repo, tool,
+    Daemon, FLEET, check_golden, eventually, http_get, http_request, iacwatch, load_scenario, load_scenario_at,
+    promtool_check_metrics, repo, tool,
 };
 use crate::terraform::{Workspace, reasons, text};
 
@@ -68,16 +68,6 @@ fn wait_status(daemon: &Daemon, path: &str, want: Option<&str>, within: Duration
 const ONE_RESOURCE: &str = r#"{"version":4,"terraform_version":"1.0.3","serial":3,"lineage":"l-1","outputs":{},
   "resources":[{"mode":"managed","type":"null_resource","name":"a","provider":"provider[\"registry.terraform.io/hashicorp/null\"]",
   "instances":[{"schema_version":0,"attributes":{"id":"1","triggers":null}}]}]}"#;
-
-/// Scenarios with a status that does not depend on time or host: one of most statuses.
-const FLEET: [&str; 6] = [
-    "active",
-    "failed-tainted",
-    "drifted",
-    "apply-needed-plan",
-    "inactive-destroyed",
-    "named-workspaces",
-];
 
 #[test]
 fn serve_reports_the_tree_and_follows_every_kind_of_change() {
@@ -211,13 +201,9 @@ fn http_errors_are_json_with_the_right_codes() {
     let id = workspaces(&daemon, "")[0]["id"].as_str().unwrap().to_owned();
     let one = daemon.get_json(&format!("/api/v1/workspaces/{id}"));
     assert_eq!(one["path"], "active/ws");
-    let status = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
-        .arg(format!("http://{}/metrics", daemon.address))
-        .output();
-    if let Ok(output) = status {
-        assert_eq!(text(&output.stdout), "405");
-    }
+    let (code, body) = http_request(&daemon.address, "POST", "/metrics").unwrap();
+    assert_eq!(code, 405);
+    assert!(body.contains("method_not_allowed"), "{body}");
     assert_eq!(http_get(&daemon.address, "/healthz").unwrap().0, 200);
 }
 

@@ -16,6 +16,18 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Scenarios whose status depends neither on the clock nor on this machine's host name, so that a
+/// daemon running on the real clock agrees with their expectations: one workspace each, except
+/// `named-workspaces` (two).
+pub const FLEET: [&str; 6] = [
+    "active",
+    "failed-tainted",
+    "drifted",
+    "apply-needed-plan",
+    "inactive-destroyed",
+    "named-workspaces",
+];
+
 /// The planted secret: it is in fixture states and plans, and must never come out.
 pub const CANARY: &str = "CANARY-7f3a9c2e-do-not-leak";
 
@@ -281,13 +293,18 @@ impl Drop for Daemon {
 
 /// A minimal HTTP/1.1 `GET` on `address` (`host:port`): status code and body (chunked bodies decoded).
 pub fn http_get(address: &str, path_and_query: &str) -> std::io::Result<(u16, String)> {
+    http_request(address, "GET", path_and_query)
+}
+
+/// A minimal HTTP/1.1 request with no body: status code and body (chunked bodies decoded).
+pub fn http_request(address: &str, method: &str, path_and_query: &str) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address)?;
     stream.set_read_timeout(Some(Duration::from_secs(20)))?;
     stream.set_write_timeout(Some(Duration::from_secs(20)))?;
     write!(
         stream,
-        "GET {path_and_query} HTTP/1.1\r\nHost: {address}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+        "{method} {path_and_query} HTTP/1.1\r\nHost: {address}\r\nAccept: */*\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
