@@ -23,6 +23,7 @@
 //! - `cli`, `config`, `command`: the command line, its validation, and the commands.
 
 pub mod artifact;
+pub mod build_info;
 pub mod classify;
 pub mod cli;
 pub mod command;
