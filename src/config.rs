@@ -10,9 +10,9 @@ use serde::Deserialize;
 
 use crate::classify::Policy;
 use crate::cli::{CommonArgs, Format, ScanArgs, ServeArgs};
-use crate::discover::DiscoverOptions;
 use crate::model::{Status, parse_status_list};
-use crate::scan::Root;
+use crate::source::local::Root;
+use crate::source::local::discover::DiscoverOptions;
 
 /// A configuration value that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -174,7 +174,7 @@ pub enum LogFormat {
 pub struct ServeConfig {
     pub common: Common,
     pub listen: String,
-    pub timing: crate::watch::Timing,
+    pub timing: crate::source::local::watch::Timing,
     pub per_workspace_metrics: bool,
     pub log_format: LogFormat,
     pub log_level: String,
@@ -190,7 +190,7 @@ impl ServeConfig {
     pub fn new(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
         let file = FileConfig::load(args.common.config.as_deref())?;
         let common = Common::new(&args.common, &file, args.hostname.as_ref())?;
-        let mut timing = crate::watch::Timing::default();
+        let mut timing = crate::source::local::watch::Timing::default();
         let pick = |flag: &Option<String>, key: &Option<String>| flag.clone().or_else(|| key.clone());
         if let Some(text) = pick(&args.poll, &file.poll) {
             let interval = duration("poll", &text)?;

@@ -18,12 +18,12 @@ use tokio::net::TcpListener;
 
 use crate::model::{Status, parse_status_list};
 use crate::report::{self, Counts, SummaryDocument, WorkspaceView};
-use crate::store::{Entry, Store};
+use crate::store::{Entry, Reader};
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<Store>,
+    pub store: Reader,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The roots as configured (the page names them when it finds nothing under them).
     pub roots: Arc<[String]>,
@@ -144,7 +144,7 @@ impl Selection {
 }
 
 /// The document of `/api/v1/workspaces` for a selection.
-pub fn workspaces_document(store: &Store, selection: &Selection) -> report::WorkspacesDocument {
+pub fn workspaces_document(store: &Reader, selection: &Selection) -> report::WorkspacesDocument {
     let snapshot = store.snapshot();
     let in_scope: Vec<&Arc<Entry>> = snapshot.workspaces.values().filter(|e| selection.in_scope(e)).collect();
     let counts = Counts::of(in_scope.iter().map(|e| e.workspace.verdict.status));

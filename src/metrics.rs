@@ -6,8 +6,6 @@
 //! alone, 180,000 samples for 10,000 workspaces) are written straight into the body, with each
 //! workspace's escaped labels built once per scrape.
 
-use std::sync::Arc;
-
 use std::fmt::Write as _;
 
 use prometheus_client::metrics::counter::Counter;
@@ -18,7 +16,7 @@ use prometheus_client::registry::Registry;
 
 use crate::model::{Flags, Status};
 use crate::report::{Counts, locks};
-use crate::store::{Entry, Store};
+use crate::store::{Entry, Reader};
 
 pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
@@ -64,12 +62,12 @@ impl Telemetry {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    store: Arc<Store>,
+    store: Reader,
     per_workspace: bool,
 }
 
 impl Metrics {
-    pub fn new(store: Arc<Store>, telemetry: &Telemetry, per_workspace: bool) -> Metrics {
+    pub fn new(store: Reader, telemetry: &Telemetry, per_workspace: bool) -> Metrics {
         let mut registry = Registry::default();
         for kind in ["full", "incremental"] {
             // Present from the start, so that rate() has a zero to begin with.

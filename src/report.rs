@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::classify::LockState;
 use crate::model::{Flags, Status};
-use crate::scan::{ScanProblem, Workspace};
+use crate::workspace::{ScanProblem, Workspace};
 
 /// RFC 3339, UTC, milliseconds.
 pub fn rfc3339(time: DateTime<Utc>) -> String {
@@ -90,7 +90,7 @@ impl From<&ScanProblem> for ProblemView {
         ProblemView {
             root: p.root.clone(),
             path: p.path.clone(),
-            kind: p.kind,
+            kind: p.kind.as_str(),
             message: p.message.clone(),
         }
     }

@@ -2,18 +2,19 @@
 
 use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::Context;
-use chrono::{TimeDelta, Utc};
+use chrono::Utc;
 
 use super::Exit;
 use crate::cli::Format;
 use crate::config::ScanConfig;
-use crate::liveness::SystemProbe;
-use crate::model::ReasonCode;
 use crate::report::{self, Counts, WorkspaceView};
-use crate::scan::{ScanResult, Scanner, sort};
+use crate::source::local::liveness::SystemProbe;
+use crate::source::local::read::STREAM_ABOVE;
+use crate::source::local::scan::Scanner;
 
 /// Runs a scan and writes its output to `out`.
 pub fn run(config: &ScanConfig, out: &mut dyn Write) -> anyhow::Result<Exit> {
@@ -21,13 +22,13 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write) -> anyhow::Result<Exit> {
         Some(host) => SystemProbe::with_host(host),
         None => SystemProbe::new(),
     };
-    let read = AtomicUsize::new(0);
+    let read = Arc::new(AtomicUsize::new(0));
     let scanner = Scanner {
         discover: config.common.discover.clone(),
         policy: config.common.policy,
-        probe: &probe,
-        stream_above: crate::read::STREAM_ABOVE,
-        progress: Some(&read),
+        probe: Box::new(probe),
+        stream_above: STREAM_ABOVE,
+        progress: Some(read.clone()),
     };
     let now = config.now.unwrap_or_else(Utc::now);
     let (mut result, errors) = with_progress(&read, || scanner.scan(&config.common.roots, now));
@@ -35,7 +36,7 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write) -> anyhow::Result<Exit> {
         return Err(err.into());
     }
     if config.now.is_none() {
-        settle(&scanner, config, &mut result);
+        scanner.settle(&config.common.roots, &mut result);
     }
     let generated_at = config.now.unwrap_or_else(Utc::now);
     let counts = Counts::of(result.workspaces.iter().map(|w| w.verdict.status));
@@ -93,46 +94,4 @@ fn with_progress<T>(read: &AtomicUsize, work: impl FnOnce() -> T) -> T {
         done.store(true, Ordering::Release);
         value
     })
-}
-
-/// A state file caught mid-write has no earlier reading to fall back on in a one-shot scan: wait
-/// until it has settled (a few seconds at most) and read its directory again.
-fn settle(scanner: &Scanner<'_>, config: &ScanConfig, result: &mut ScanResult) {
-    let deadline = Utc::now() + TimeDelta::from_std(config.common.policy.settle_time * 3).unwrap_or(TimeDelta::MAX);
-    loop {
-        let settling: BTreeSet<(String, String)> = result
-            .workspaces
-            .iter()
-            .filter(|w| w.verdict.reasons.iter().any(|r| r.code == ReasonCode::StateSettling))
-            .map(|w| (w.root.clone(), w.path.clone()))
-            .collect();
-        let Some(wake) = result
-            .workspaces
-            .iter()
-            .filter_map(|w| w.verdict.recheck_at)
-            .filter(|_| !settling.is_empty())
-            .min()
-        else {
-            return;
-        };
-        let now = Utc::now();
-        if now >= deadline {
-            return;
-        }
-        if let Ok(wait) = (wake.min(deadline) - now).to_std() {
-            std::thread::sleep(wait + std::time::Duration::from_millis(20));
-        }
-        let now = Utc::now();
-        for (label, rel) in settling {
-            let Some(root) = config.common.roots.iter().find(|r| r.label == label) else {
-                continue;
-            };
-            result.workspaces.retain(|w| !(w.root == label && w.path == rel));
-            match scanner.read_dir(root, &rel, now, &|_| None) {
-                Ok(mut found) => result.workspaces.append(&mut found),
-                Err(problem) => result.problems.push(problem),
-            }
-        }
-        sort(&mut result.workspaces);
-    }
 }

@@ -10,11 +10,13 @@ use super::Exit;
 use crate::cli::ServeArgs;
 use crate::config::{LogFormat, ServeConfig};
 use crate::http::{AppState, router};
-use crate::liveness::SystemProbe;
 use crate::metrics::Telemetry;
-use crate::scan::Scanner;
-use crate::store::Store;
-use crate::watch::Watch;
+use crate::source::local::liveness::SystemProbe;
+use crate::source::local::read::STREAM_ABOVE_IN_DAEMON;
+use crate::source::local::scan::Scanner;
+use crate::source::local::watch::Watch;
+use crate::store::{Applied, Writer};
+use crate::workspace::{Known, Sink, Update};
 
 pub fn main(args: &ServeArgs) -> anyhow::Result<Exit> {
     let config = ServeConfig::new(args)?;
@@ -57,7 +59,8 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     };
     let address = listener.local_addr().context("reading the listen address")?;
     tracing::info!(address = %address, roots = ?config.common.roots.iter().map(|r| &r.label).collect::<Vec<_>>(), "serving");
-    let store = Arc::new(Store::new());
+    let writer = Writer::new();
+    let store = writer.reader();
     let telemetry = Telemetry::default();
     let metrics = Arc::new(crate::metrics::Metrics::new(
         store.clone(),
@@ -65,29 +68,28 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         config.per_workspace_metrics,
     ));
     let stop = Arc::new(AtomicBool::new(false));
-    // The probe lives as long as the process; the watcher thread borrows it for good.
-    let probe: &'static SystemProbe = Box::leak(Box::new(match &config.common.hostname {
+    let probe = match &config.common.hostname {
         Some(host) => SystemProbe::with_host(host),
         None => SystemProbe::new(),
-    }));
+    };
     let watch = Watch {
         roots: config.common.roots.clone(),
         scanner: Scanner {
             discover: config.common.discover.clone(),
             policy: config.common.policy,
-            probe,
+            probe: Box::new(probe),
             // A daemon stays up: its memory should not jump by the size of the largest state.
-            stream_above: crate::read::STREAM_ABOVE_IN_DAEMON,
+            stream_above: STREAM_ABOVE_IN_DAEMON,
             progress: None,
         },
-        store: store.clone(),
-        telemetry,
+        telemetry: telemetry.clone(),
         timing: config.timing,
         stop: stop.clone(),
     };
+    // The watcher's thread is the one loop that writes the store: it owns the writer.
     let watcher = std::thread::Builder::new()
         .name("iacwatch-watch".into())
-        .spawn(move || watch.run())
+        .spawn(move || watch.run(&mut Daemon { writer, telemetry }))
         .context("starting the watcher")?;
     let roots = config.common.roots.iter().map(|r| r.label.clone()).collect();
     let app = router(AppState { store, metrics, roots });
@@ -113,5 +115,61 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+    }
+}
+
+/// The daemon's end of the sources: applies each batch to the store, then logs and counts what
+/// it changed.
+struct Daemon {
+    writer: Writer,
+    telemetry: Telemetry,
+}
+
+impl Sink for Daemon {
+    fn send(&mut self, update: Update) {
+        // The first full scan finds every workspace: "found" is news only after it.
+        let log_found = !update.full || self.writer.snapshot().ready;
+        let applied = self.writer.apply(update);
+        log(&applied, log_found);
+        let kinds: Vec<&'static str> = applied.new_errors.iter().map(|e| e.kind).collect();
+        self.telemetry.artifact_errors(&kinds);
+    }
+
+    fn root_up(&mut self, root: &str, up: bool) {
+        self.writer.set_root_up(root, up);
+    }
+
+    fn ready(&mut self) {
+        self.writer.set_ready();
+    }
+
+    fn known(&self) -> Arc<dyn Known> {
+        self.writer.snapshot()
+    }
+}
+
+/// One log line a transition and a newly unreadable artifact.
+fn log(applied: &Applied, log_found: bool) {
+    for t in &applied.transitions {
+        let (root, path, workspace) = &t.key;
+        match (t.from, t.to) {
+            (Some(from), None) => {
+                tracing::info!(root = %root, path = %path, workspace = %workspace, from = %from, "workspace removed")
+            }
+            (None, Some(status)) if log_found => {
+                tracing::info!(root = %root, path = %path, workspace = %workspace, status = %status, "workspace found");
+            }
+            (Some(from), Some(to)) => {
+                let reasons: Vec<&str> = t.reasons.iter().map(|r| r.as_str()).collect();
+                tracing::info!(
+                    root = %root, path = %path, workspace = %workspace, from = %from, to = %to,
+                    reasons = %reasons.join(","), "status changed"
+                );
+            }
+            _ => {}
+        }
+    }
+    for e in &applied.new_errors {
+        tracing::warn!(root = %e.root, path = %e.path, kind = e.kind, "artifact cannot be read");
     }
 }

@@ -13,12 +13,9 @@ use chrono::{DateTime, Utc};
 
 use crate::artifact::marker::{LastRun, PipelineLock, parse_lock};
 use crate::evidence::Holder;
-use crate::liveness::Probe;
+use crate::source::local::liveness::Probe;
 
-pub const LOCK: &str = "lock.json";
-pub const LAST_RUN: &str = "last-run.json";
-pub const STATE: &str = "state.json";
-pub const PLAN: &str = "plan.json";
+pub use crate::source::local::layout::marker::{LAST_RUN, LOCK, PLAN, STATE};
 
 /// `DIR/.iacwatch/<ws>/`.
 #[derive(Clone, Debug)]
@@ -42,7 +39,7 @@ pub enum Existing {
 impl MarkerDir {
     pub fn new(dir: &Path, workspace: &str) -> MarkerDir {
         MarkerDir {
-            path: dir.join(".iacwatch").join(workspace),
+            path: dir.join(crate::source::local::layout::marker::DIR).join(workspace),
         }
     }
 
@@ -231,7 +228,7 @@ fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::artifact::marker::Operation;
-    use crate::liveness::SystemProbe;
+    use crate::source::local::liveness::SystemProbe;
 
     fn lock(pid: i64, host: &str) -> PipelineLock {
         PipelineLock {

@@ -29,7 +29,7 @@ use chrono::Utc;
 use nix::sys::signal::Signal;
 
 use crate::artifact::marker::{LastRun, Operation, Outcome, PipelineLock};
-use crate::liveness::{SystemProbe, this_host};
+use crate::source::local::liveness::{SystemProbe, this_host};
 use markers::{Existing, MarkerDir};
 use snapshot::Snapshot;
 use supervise::{Ending, Supervisor};

@@ -6,6 +6,8 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::source::local::layout::valid_workspace_name;
+
 /// The workspace name: `--workspace`, else `TF_WORKSPACE`, else the name Terraform selected in
 /// `DIR/.terraform/environment`, else `default` - the order Terraform itself follows.
 pub fn workspace_name(flag: Option<&str>, tf_workspace: Option<&str>, dir: &Path) -> Result<String, String> {
@@ -25,11 +27,6 @@ pub fn workspace_name(flag: Option<&str>, tf_workspace: Option<&str>, dir: &Path
     } else {
         Err(format!("workspace name {chosen:?} cannot name a folder of .iacwatch/"))
     }
-}
-
-/// The rule the reader applies to `.terraform/environment` (and Terraform to workspace names).
-fn valid_workspace_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 90 && !name.starts_with('.') && name.chars().all(|c| !c.is_control() && c != '/')
 }
 
 /// Why a program cannot be started; the exit codes are a shell's.

@@ -329,7 +329,7 @@ fn a_dead_lock_on_this_host_is_taken_over_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
     let markers = dir.path().join(".iacwatch/blue");
     fs::create_dir_all(&markers).unwrap();
-    let host = iacwatch::liveness::this_host();
+    let host = iacwatch::source::local::liveness::this_host();
     fs::write(
         markers.join("lock.json"),
         format!(r#"{{"operation":"provision","started_at":"2026-01-01T00:00:00Z","pid":99999999,"host":"{host}"}}"#),
@@ -374,7 +374,7 @@ fn ci_variables_name_the_run_in_the_lock() {
     assert_eq!(written["run_id"], "4242");
     assert_eq!(written["pipeline"], "acme/infra");
     assert_eq!(written["url"], "https://gitlab.example/acme/infra/-/jobs/9");
-    assert_eq!(written["host"], iacwatch::liveness::this_host());
+    assert_eq!(written["host"], iacwatch::source::local::liveness::this_host());
     assert!(written["pid"].is_u64());
     assert!(!text(&output.stdout).contains("secret-token"));
 }

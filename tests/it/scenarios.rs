@@ -3,9 +3,10 @@
 //! the golden document of `tests/golden/scenarios/`.
 
 use iacwatch::classify::Policy;
-use iacwatch::discover::DiscoverOptions;
-use iacwatch::liveness::SystemProbe;
-use iacwatch::scan::{Root, Scanner};
+use iacwatch::source::local::Root;
+use iacwatch::source::local::discover::DiscoverOptions;
+use iacwatch::source::local::liveness::SystemProbe;
+use iacwatch::source::local::scan::Scanner;
 
 use crate::support::{CANARY, check_golden, iacwatch, load_scenario, repo, scenario_names};
 
@@ -20,8 +21,8 @@ fn every_scenario_has_the_status_and_reasons_it_expects() {
         let scanner = Scanner {
             discover: DiscoverOptions::default(),
             policy: Policy::default(),
-            probe: &probe,
-            stream_above: iacwatch::read::STREAM_ABOVE,
+            probe: Box::new(probe),
+            stream_above: iacwatch::source::local::read::STREAM_ABOVE,
             progress: None,
         };
         let (result, errors) = scanner.scan(

@@ -10,10 +10,12 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 use walkdir::WalkDir;
 
+use super::discover;
+use super::layout::{self, PRUNED, is_config, is_crash_log, is_marker, is_plan_json, marker, valid_workspace_name};
+use super::liveness::Probe;
+use super::open_regular;
 use crate::artifact::{self, ParseError};
-use crate::discover::{self, PRUNED, is_config, is_crash_log, is_marker, is_plan_json};
 use crate::evidence::{Artifact, Evidence, Holder, Observed, Stamp, StateReading};
-use crate::liveness::Probe;
 
 /// Files larger than this are parsed from a reader in constant memory instead of being held.
 /// The default: fast for a one-shot scan.
@@ -67,21 +69,21 @@ impl Listing {
                 Err(_) => path.is_dir(),
             };
             match name.as_str() {
-                "terraform.tfstate" if !is_dir => listing.state = Some(path),
-                ".terraform.tfstate.lock.info" if !is_dir => listing.lock = Some(path),
-                "terraform.tfstate.d" if is_dir => {
+                layout::STATE if !is_dir => listing.state = Some(path),
+                layout::TERRAFORM_LOCK if !is_dir => listing.lock = Some(path),
+                layout::NAMED_STATES if is_dir => {
                     listing.uses_named = true;
                     listing.named = subdirectories(&path);
                 }
-                ".terraform" if is_dir => listing.dot_terraform = Some(path),
-                ".iacwatch" if is_dir => listing.markers = subdirectories(&path),
-                ".terragrunt-cache" if is_dir => listing.terragrunt_cache = Some(path),
-                "errored.tfstate" if !is_dir => listing.errored = Some(path),
+                layout::DOT_TERRAFORM if is_dir => listing.dot_terraform = Some(path),
+                marker::DIR if is_dir => listing.markers = subdirectories(&path),
+                layout::TERRAGRUNT_CACHE if is_dir => listing.terragrunt_cache = Some(path),
+                layout::ERRORED_STATE if !is_dir => listing.errored = Some(path),
                 _ if is_dir => {}
                 _ if is_plan_json(&name) => listing.plans.push(path),
                 _ if is_crash_log(&name) => listing.crash_logs.push(path),
                 _ => {
-                    if name == "terragrunt.hcl" {
+                    if name == layout::TERRAGRUNT {
                         listing.terragrunt = true;
                     }
                     if is_config(&name) {
@@ -121,11 +123,6 @@ fn subdirectories(dir: &Path) -> BTreeMap<String, PathBuf> {
         .collect()
 }
 
-/// Terraform workspace names are short and printable; anything else is not a workspace folder.
-fn valid_workspace_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 90 && !name.starts_with('.') && name.chars().all(|c| !c.is_control() && c != '/')
-}
-
 /// The working copy Terragrunt ran last: of the directories inside `.terragrunt-cache` that hold
 /// Terraform's working files, the one written most recently.
 fn terragrunt_working_copy(cache: &Path) -> Option<PathBuf> {
@@ -140,7 +137,7 @@ fn terragrunt_working_copy(cache: &Path) -> Option<PathBuf> {
         .flatten()
         .filter(|e| {
             let name = e.file_name().to_string_lossy();
-            name != "terragrunt.hcl" && is_marker(&name, e.file_type().is_dir())
+            name != layout::TERRAGRUNT && is_marker(&name, e.file_type().is_dir())
         })
         .filter_map(|e| {
             let modified = e.metadata().ok()?.modified().ok()?;
@@ -148,25 +145,6 @@ fn terragrunt_working_copy(cache: &Path) -> Option<PathBuf> {
         })
         .max()
         .map(|(_, dir)| dir)
-}
-
-/// Opens a file for reading without ever blocking: a FIFO or a device where an artifact should be
-/// would block a plain open (or read) forever, so opening does not wait for a writer, and anything
-/// but a regular file is then refused.
-pub fn open_regular(path: &Path) -> std::io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(path)?;
-    if file.metadata()?.is_file() {
-        Ok(file)
-    } else {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ))
-    }
 }
 
 fn to_utc(time: SystemTime) -> DateTime<Utc> {
@@ -233,30 +211,25 @@ pub fn read_directory(
             (listing.state.clone(), listing.lock.clone())
         } else {
             match listing.named.get(&name) {
-                Some(dir) => (
-                    Some(dir.join("terraform.tfstate")),
-                    Some(dir.join(".terraform.tfstate.lock.info")),
-                ),
+                Some(dir) => (Some(dir.join(layout::STATE)), Some(dir.join(layout::TERRAFORM_LOCK))),
                 None => (None, None),
             }
         };
         let local_state = state_path.as_deref().and_then(|p| reader.state(p));
-        let state = local_state.or_else(|| marker_dir.and_then(|d| reader.state(&d.join("state.json"))));
+        let state = local_state.or_else(|| marker_dir.and_then(|d| reader.state(&d.join(marker::STATE))));
         let terraform_lock = lock_path.as_deref().and_then(|lock| {
-            let state_file = state_path
-                .clone()
-                .unwrap_or_else(|| lock.with_file_name("terraform.tfstate"));
+            let state_file = state_path.clone().unwrap_or_else(|| lock.with_file_name(layout::STATE));
             reader.terraform_lock(lock, &state_file)
         });
         let is_selected = name == selected;
         let mut plans = if is_selected { dir_plans.clone() } else { Vec::new() };
-        plans.extend(marker_dir.and_then(|d| reader.plan(&d.join("plan.json"))));
+        plans.extend(marker_dir.and_then(|d| reader.plan(&d.join(marker::PLAN))));
         let evidence = Evidence {
             state,
             previous_state: previous(&name),
             terraform_lock,
-            pipeline_lock: marker_dir.and_then(|d| reader.pipeline_lock(&d.join("lock.json"))),
-            last_run: marker_dir.and_then(|d| reader.last_run(&d.join("last-run.json"))),
+            pipeline_lock: marker_dir.and_then(|d| reader.pipeline_lock(&d.join(marker::LOCK))),
+            last_run: marker_dir.and_then(|d| reader.last_run(&d.join(marker::LAST_RUN))),
             plans,
             errored_state: errored_state.clone().filter(|_| is_selected),
             crash_log: crash_log.clone().filter(|_| is_selected),
@@ -390,7 +363,7 @@ impl Reader<'_> {
 
     /// The selected workspace and the backend type, from `.terraform/`.
     fn dot_terraform(&self, dot: &Path, problems: &mut Vec<Artifact<ParseError>>) -> (String, Option<String>) {
-        let selected = open_regular(&dot.join("environment"))
+        let selected = open_regular(&dot.join(layout::ENVIRONMENT))
             .and_then(|file| {
                 let mut text = String::new();
                 file.take(256).read_to_string(&mut text).map(|_| text)
@@ -399,7 +372,7 @@ impl Reader<'_> {
             .map(|text| text.trim().to_owned())
             .filter(|name| valid_workspace_name(name))
             .unwrap_or_else(|| "default".to_owned());
-        let backend = match self.parse(&dot.join("terraform.tfstate"), artifact::backend::parse, None) {
+        let backend = match self.parse(&dot.join(layout::BACKEND), artifact::backend::parse, None) {
             Some(Artifact { content: Ok(kind), .. }) => kind,
             Some(Artifact {
                 path,

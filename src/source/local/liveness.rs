@@ -12,6 +12,7 @@ use nix::fcntl::{FcntlArg, fcntl};
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
 
+use super::open_regular;
 use crate::evidence::Holder;
 
 /// Checks lock holders. A trait so that tests can name the host they pretend to be.
@@ -64,7 +65,7 @@ pub fn this_host() -> String {
 
 impl Probe for SystemProbe {
     fn os_lock(&self, state_file: &Path) -> Holder {
-        let file = match crate::read::open_regular(state_file) {
+        let file = match open_regular(state_file) {
             Ok(file) => file,
             // Nothing to lock: whoever took the lock is gone.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Holder::Gone,

@@ -13,6 +13,9 @@ use globset::GlobSet;
 use rayon::prelude::*;
 use walkdir::{DirEntry, WalkDir};
 
+use super::layout::{PRUNED, is_marker};
+use crate::workspace::{ProblemKind, is_within};
+
 /// What the walk may do.
 #[derive(Clone, Debug, Default)]
 pub struct DiscoverOptions {
@@ -27,7 +30,7 @@ pub struct WalkProblem {
     /// Relative to the root.
     pub path: String,
     /// Bounded: `symlink_loop`, `permission_denied`, `io`.
-    pub kind: &'static str,
+    pub kind: ProblemKind,
     pub message: String,
 }
 
@@ -40,37 +43,6 @@ pub enum RootError {
     NotADirectory(PathBuf),
     #[error("root {path} cannot be read: {kind}")]
     Unreadable { path: PathBuf, kind: std::io::ErrorKind },
-}
-
-/// Folders that are never workspace directories of their own, nor hold any.
-pub const PRUNED: [&str; 6] = [
-    ".git",
-    "node_modules",
-    ".terraform",
-    "terraform.tfstate.d",
-    ".iacwatch",
-    ".terragrunt-cache",
-];
-
-/// True when `name` (an entry directly inside a directory) makes that directory a workspace.
-pub fn is_marker(name: &str, is_dir: bool) -> bool {
-    if is_dir {
-        matches!(name, "terraform.tfstate.d" | ".terraform" | ".iacwatch")
-    } else {
-        matches!(
-            name,
-            "terraform.tfstate"
-                | ".terraform.lock.hcl"
-                | ".terraform.tfstate.lock.info"
-                | "errored.tfstate"
-                | "terragrunt.hcl"
-        ) || is_plan_json(name)
-    }
-}
-
-/// `plan.json`, `tfplan.json`, `*.tfplan.json`, `*.plan.json`.
-pub fn is_plan_json(name: &str) -> bool {
-    name == "plan.json" || name == "tfplan.json" || name.ends_with(".tfplan.json") || name.ends_with(".plan.json")
 }
 
 /// The path of `path` relative to `root`, with `/` separators; `.` for the root itself.
@@ -135,7 +107,7 @@ pub fn discover_subtree(root: &Path, rel: &str, options: &DiscoverOptions) -> (V
         .into_inner()
         .unwrap_or_default()
         .into_iter()
-        .filter(|d| crate::store::is_within(d, rel))
+        .filter(|d| is_within(d, rel))
         .collect();
     (found, problems.into_inner().unwrap_or_default())
 }
@@ -203,41 +175,26 @@ fn walk_problem(root: &Path, err: &walkdir::Error) -> WalkProblem {
         return WalkProblem {
             message: format!("symbolic link loop back to {}", relative(root, ancestor)),
             path,
-            kind: "symlink_loop",
+            kind: ProblemKind::SymlinkLoop,
         };
     }
     match err.io_error().map(std::io::Error::kind) {
         Some(std::io::ErrorKind::PermissionDenied) => WalkProblem {
             message: "permission denied: skipped".into(),
             path,
-            kind: "permission_denied",
+            kind: ProblemKind::PermissionDenied,
         },
         Some(kind) => WalkProblem {
             message: format!("cannot be read ({kind}): skipped"),
             path,
-            kind: "io",
+            kind: ProblemKind::Io,
         },
         None => WalkProblem {
             message: "cannot be walked: skipped".into(),
             path,
-            kind: "io",
+            kind: ProblemKind::Io,
         },
     }
-}
-
-/// True for file names that are configuration of a workspace directory.
-pub fn is_config(name: &str) -> bool {
-    const SUFFIXES: [&str; 6] = [".tf", ".tf.json", ".tofu", ".tofu.json", ".tfvars", ".tfvars.json"];
-    SUFFIXES.iter().any(|s| name.ends_with(s))
-        || matches!(
-            name,
-            ".terraform.lock.hcl" | ".terraform-version" | ".opentofu-version" | "terragrunt.hcl"
-        )
-}
-
-/// True for `crash.log` and `crash.<n>.log`.
-pub fn is_crash_log(name: &str) -> bool {
-    name == "crash.log" || (name.starts_with("crash.") && name.ends_with(".log"))
 }
 
 /// The directory `rel` (relative to `root`, `.` for the root itself) on disk.

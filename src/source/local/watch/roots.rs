@@ -1,0 +1,131 @@
+//! Roots that appear, vanish or are replaced: each root has its own file watcher, set up again
+//! when the directory behind the root's path changes, and its readability is reported.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use chrono::Utc;
+use notify::{RecursiveMode, Watcher};
+
+use super::super::Root;
+use super::super::discover::{check_root, discover};
+use super::Watch;
+use crate::workspace::{Scope, Sink, Update};
+
+/// A root's identity: device, inode and birth time (a root deleted and made again often gets the
+/// same inode number back at once; only the birth time tells the new directory from the old).
+type Identity = (u64, u64, Option<std::time::SystemTime>);
+/// The watcher of each root, with the root's identity when it was set up.
+pub(super) type Watchers = HashMap<String, (Box<dyn Watcher + Send>, Identity)>;
+pub(super) type Events = mpsc::Sender<notify::Result<notify::Event>>;
+
+/// True while the directory of a root exists and can be listed (`iacwatch_root_up`).
+pub(super) fn readable(path: &Path) -> bool {
+    check_root(path).is_ok()
+}
+
+impl Watch {
+    /// Starts watching a root that exists and is not watched (or was replaced); forgets a root
+    /// that vanished. `rescan` scans a root that (re)appeared. Reports whether it can be read.
+    pub(super) fn ensure_watched(
+        &self,
+        sink: &mut dyn Sink,
+        root: &Root,
+        tx: &Events,
+        watchers: &mut Watchers,
+        rescan: bool,
+    ) {
+        sink.root_up(&root.label, readable(&root.path));
+        let identity = std::fs::metadata(&root.path)
+            .ok()
+            .filter(|m| m.is_dir())
+            .map(|m| (m.dev(), m.ino(), m.created().ok()));
+        match (identity, watchers.get(&root.label).map(|w| w.1)) {
+            (Some(now), Some(before)) if now == before => {}
+            (Some(now), _) => {
+                watchers.remove(&root.label);
+                match self.start_watcher(&root.path, tx.clone()) {
+                    Some(watcher) => {
+                        watchers.insert(root.label.clone(), (watcher, now));
+                    }
+                    None => return,
+                }
+                if rescan {
+                    tracing::info!(root = %root.label, "root appeared; scanning it");
+                    let dirs = discover(&root.path, &self.scanner.discover)
+                        .map(|d| d.0)
+                        .unwrap_or_default();
+                    self.read_into(sink, root, Scope::Subtree(".".into()), dirs, Vec::new(), false);
+                }
+            }
+            (None, Some(_)) => {
+                tracing::warn!(root = %root.label, "root disappeared; its workspaces are gone until it comes back");
+                watchers.remove(&root.label);
+                sink.send(Update::cleared(&root.label, Utc::now()));
+            }
+            (None, None) => {}
+        }
+    }
+
+    fn start_watcher(&self, path: &Path, tx: Events) -> Option<Box<dyn Watcher + Send>> {
+        if let Some(interval) = self.timing.poll {
+            return poll_watcher(path, tx, interval);
+        }
+        let mut watcher = match notify::recommended_watcher(tx.clone()) {
+            Ok(watcher) => watcher,
+            Err(err) => {
+                tracing::warn!(error = %err, "file events are not available; polling instead");
+                return poll_watcher(path, tx, Duration::from_secs(5));
+            }
+        };
+        match watcher.watch(path, RecursiveMode::Recursive) {
+            Ok(()) => Some(Box::new(watcher)),
+            Err(err) if matches!(err.kind, notify::ErrorKind::MaxFilesWatch) => {
+                tracing::error!(
+                    root = %path.display(),
+                    "the inotify watch limit is exhausted (fs.inotify.max_user_watches); polling this root every 5s \
+                     instead. Raise the limit with: sysctl fs.inotify.max_user_watches=524288"
+                );
+                poll_watcher(path, tx, Duration::from_secs(5))
+            }
+            Err(err) => {
+                tracing::warn!(root = %path.display(), error = %err, "cannot watch root; polling it instead");
+                poll_watcher(path, tx, Duration::from_secs(5))
+            }
+        }
+    }
+}
+
+fn poll_watcher(path: &Path, tx: Events, interval: Duration) -> Option<Box<dyn Watcher + Send>> {
+    let config = notify::Config::default().with_poll_interval(interval);
+    let mut watcher = notify::PollWatcher::new(tx, config).ok()?;
+    match watcher.watch(path, RecursiveMode::Recursive) {
+        Ok(()) => Some(Box::new(watcher)),
+        Err(err) => {
+            tracing::warn!(root = %path.display(), error = %err, "cannot poll root");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::readable;
+
+    #[test]
+    fn a_root_is_up_while_its_directory_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        assert!(!readable(&root), "missing");
+        std::fs::write(&root, b"a file").unwrap();
+        assert!(!readable(&root), "not a directory");
+        std::fs::remove_file(&root).unwrap();
+        std::fs::create_dir(&root).unwrap();
+        assert!(readable(&root), "a directory");
+        std::fs::remove_dir(&root).unwrap();
+        assert!(!readable(&root), "removed again");
+    }
+}

@@ -1,0 +1,271 @@
+//! The store: one snapshot of every workspace, written by one loop and read by many.
+//!
+//! The [`Writer`] is owned by the daemon's one writing loop (it is not `Clone`); HTTP, metrics
+//! and the page hold a cloneable [`Reader`]. A batch is applied by building the next snapshot
+//! aside and then publishing it whole, so a reader never waits for a batch and a scrape sees one
+//! consistent moment: data, readiness and the roots' readability together. A workspace that
+//! disappears takes its series with it.
+//!
+//! The store keeps when each status began (`status_since`) across transitions and returns what
+//! each batch changed ([`Applied`]): the status transitions and the artifacts newly found
+//! unreadable. Logging and counting them is the caller's.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use crate::evidence::StateReading;
+use crate::model::{ReasonCode, Status};
+use crate::workspace::{Key, Known, ScanProblem, Update, Workspace};
+
+#[cfg(test)]
+mod tests;
+
+/// A workspace as the store keeps it.
+#[derive(Debug)]
+pub struct Entry {
+    pub workspace: Workspace,
+    /// When the current status began: first sight takes the evidence's own time; later
+    /// transitions take the time they were seen.
+    pub since: DateTime<Utc>,
+}
+
+/// One consistent moment.
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    pub updated_at: Option<DateTime<Utc>>,
+    pub workspaces: BTreeMap<Key, Arc<Entry>>,
+    /// Directories that could not be read, by (root, path).
+    pub problems: BTreeMap<(String, String), ScanProblem>,
+    pub last_full_scan: Option<DateTime<Utc>>,
+    /// The first full scan is done (and its states settled): `/readyz` answers 200.
+    pub ready: bool,
+    /// Whether each root can be read, by root label: true while its directory exists and can be
+    /// listed (the `iacwatch_root_up{root}` gauge).
+    pub roots: BTreeMap<String, bool>,
+}
+
+impl Known for Snapshot {
+    fn workspace(&self, key: &Key) -> Option<&Workspace> {
+        self.workspaces.get(key).map(|e| &e.workspace)
+    }
+
+    fn workspaces(&self) -> Box<dyn Iterator<Item = &Workspace> + '_> {
+        Box::new(self.workspaces.values().map(|e| &e.workspace))
+    }
+}
+
+/// A change of a workspace's status: appearing (`from: None`), vanishing (`to: None`) or moving
+/// from one status to another.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    pub at: DateTime<Utc>,
+    pub key: Key,
+    pub id: String,
+    pub from: Option<Status>,
+    pub to: Option<Status>,
+    /// The reason codes of the new verdict (none when the workspace vanished).
+    pub reasons: Vec<ReasonCode>,
+}
+
+/// An artifact that became unreadable (it was readable, or not there, before).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArtifactError {
+    pub root: String,
+    /// Relative to the root.
+    pub path: String,
+    /// Bounded (`ParseError::kind`).
+    pub kind: &'static str,
+}
+
+/// What one batch changed.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// In key order: vanished workspaces first, then the found ones.
+    pub transitions: Vec<Transition>,
+    pub new_errors: Vec<ArtifactError>,
+}
+
+/// The one writer. Not `Clone`: whoever owns it is the only loop that changes the store.
+#[derive(Debug)]
+pub struct Writer {
+    current: Arc<Snapshot>,
+    publish: watch::Sender<Arc<Snapshot>>,
+}
+
+/// A handle to read the current snapshot; cheap to clone and to ask.
+#[derive(Clone, Debug)]
+pub struct Reader {
+    latest: watch::Receiver<Arc<Snapshot>>,
+}
+
+impl Reader {
+    /// The current snapshot (a reference count).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.latest.borrow().clone()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.latest.borrow().ready
+    }
+
+    /// Waits until a new snapshot is published; `false` once the writer is gone.
+    pub async fn changed(&mut self) -> bool {
+        self.latest.changed().await.is_ok()
+    }
+}
+
+impl Default for Writer {
+    fn default() -> Self {
+        Writer::new()
+    }
+}
+
+impl Writer {
+    /// An empty store, not ready.
+    pub fn new() -> Writer {
+        let current = Arc::new(Snapshot::default());
+        let (publish, _) = watch::channel(current.clone());
+        Writer { current, publish }
+    }
+
+    /// A new reader of this store.
+    pub fn reader(&self) -> Reader {
+        Reader {
+            latest: self.publish.subscribe(),
+        }
+    }
+
+    /// The snapshot last published.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.clone()
+    }
+
+    fn publish(&mut self, next: Snapshot) {
+        self.current = Arc::new(next);
+        self.publish.send_replace(self.current.clone());
+    }
+
+    /// Marks the store ready (the first full scan is done).
+    pub fn set_ready(&mut self) {
+        if !self.current.ready {
+            let mut next = (*self.current).clone();
+            next.ready = true;
+            self.publish(next);
+        }
+    }
+
+    /// Records whether a root can be read; publishes only a change.
+    pub fn set_root_up(&mut self, root: &str, up: bool) {
+        if self.current.roots.get(root) != Some(&up) {
+            let mut next = (*self.current).clone();
+            next.roots.insert(root.to_owned(), up);
+            self.publish(next);
+        }
+    }
+
+    /// Replaces everything of `update.root` under `update.scope`: workspaces found are updated or
+    /// added, workspaces in scope that were not found are removed, and the scope's problems are
+    /// replaced. The next snapshot is built aside and published whole.
+    pub fn apply(&mut self, update: Update) -> Applied {
+        let now = update.at;
+        let mut next = (*self.current).clone();
+        let mut applied = Applied::default();
+        let in_scope = |root: &str, path: &str| root == update.root && update.scope.covers(path);
+        let found: BTreeSet<Key> = update.workspaces.iter().map(Workspace::key).collect();
+        let gone: Vec<Key> = next
+            .workspaces
+            .keys()
+            .filter(|k| in_scope(&k.0, &k.1) && !found.contains(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some(old) = next.workspaces.remove(&key) {
+                applied.transitions.push(Transition {
+                    at: now,
+                    id: old.workspace.id.clone(),
+                    key,
+                    from: Some(old.workspace.verdict.status),
+                    to: None,
+                    reasons: Vec::new(),
+                });
+            }
+        }
+        next.problems.retain(|(root, path), _| !in_scope(root, path));
+        for problem in update.problems {
+            next.problems
+                .insert((problem.root.clone(), problem.path.clone()), problem);
+        }
+        for ws in update.workspaces {
+            let key = ws.key();
+            let old = next.workspaces.get(&key);
+            let from = old.map(|o| o.workspace.verdict.status);
+            let since = match old {
+                Some(old) if old.workspace.verdict.status == ws.verdict.status => old.since,
+                Some(_) => now,
+                None => ws.verdict.since.unwrap_or(now).min(now),
+            };
+            if from != Some(ws.verdict.status) {
+                applied.transitions.push(Transition {
+                    at: now,
+                    key: key.clone(),
+                    id: ws.id.clone(),
+                    from,
+                    to: Some(ws.verdict.status),
+                    reasons: ws.verdict.reasons.iter().map(|r| r.code).collect(),
+                });
+            }
+            let before = old.map(|o| artifact_errors(&o.workspace)).unwrap_or_default();
+            for (path, kind) in artifact_errors(&ws) {
+                if !before.contains(&(path.clone(), kind)) {
+                    applied.new_errors.push(ArtifactError {
+                        root: ws.root.clone(),
+                        path,
+                        kind,
+                    });
+                }
+            }
+            next.workspaces.insert(key, Arc::new(Entry { workspace: ws, since }));
+        }
+        next.updated_at = Some(now);
+        if update.full {
+            next.last_full_scan = Some(now);
+        }
+        self.publish(next);
+        applied
+    }
+}
+
+/// The unreadable artifacts of a workspace, as (path, kind).
+fn artifact_errors(ws: &Workspace) -> BTreeSet<(String, &'static str)> {
+    let e = &ws.evidence;
+    let mut out = BTreeSet::new();
+    if let Some(state) = &e.state
+        && let StateReading::Unreadable(err) = &state.content
+    {
+        out.insert((state.path.clone(), err.kind()));
+    }
+    let mut add = |path: &String, err: Option<&crate::artifact::ParseError>| {
+        if let Some(err) = err {
+            out.insert((path.clone(), err.kind()));
+        }
+    };
+    if let Some(a) = &e.terraform_lock {
+        add(&a.path, a.content.content.as_ref().err());
+    }
+    if let Some(a) = &e.pipeline_lock {
+        add(&a.path, a.content.content.as_ref().err());
+    }
+    if let Some(a) = &e.last_run {
+        add(&a.path, a.content.as_ref().err());
+    }
+    for plan in &e.plans {
+        add(&plan.path, plan.content.as_ref().err());
+    }
+    for problem in &e.problems {
+        add(&problem.path, Some(&problem.content));
+    }
+    out
+}
