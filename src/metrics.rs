@@ -330,7 +330,7 @@ fn workspace_families<'a>(out: &mut String, entries: impl Iterator<Item = &'a En
                 out,
                 name,
                 id,
-                &[("source", source), ("operation", operation)],
+                &[("source", source.as_str()), ("operation", operation)],
                 Number::Time(created),
             );
         }

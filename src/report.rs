@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::classify::LockState;
 use crate::model::{Flags, Status};
@@ -102,7 +102,8 @@ pub struct WorkspaceView {
     pub root: String,
     pub path: String,
     pub workspace: String,
-    pub status: &'static str,
+    #[serde(serialize_with = "status_name")]
+    pub status: Status,
     pub status_since: Option<String>,
     pub flags: FlagsView,
     pub reasons: Vec<ReasonView>,
@@ -174,9 +175,39 @@ pub struct ChangesView {
     pub replace: u64,
 }
 
+/// Which lock a workspace's lock view or series comes from.
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LockSource {
+    /// The pipeline's `lock.json` (it knows apply from destroy).
+    Pipeline,
+    /// Terraform's `.terraform.tfstate.lock.info`.
+    Terraform,
+}
+
+impl LockSource {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LockSource::Pipeline => "pipeline",
+            LockSource::Terraform => "terraform",
+        }
+    }
+}
+
+impl std::fmt::Display for LockSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A status as the wire spells it.
+fn status_name<S: Serializer>(status: &Status, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(status.as_str())
+}
+
 #[derive(Serialize, Clone)]
 pub struct LockView {
-    pub source: &'static str,
+    pub source: LockSource,
     pub operation: &'static str,
     pub who: Option<String>,
     pub created_at: Option<String>,
@@ -237,7 +268,7 @@ impl WorkspaceView {
             root: ws.root.clone(),
             path: ws.path.clone(),
             workspace: ws.name.clone(),
-            status: v.status.as_str(),
+            status: v.status,
             status_since: since.or(v.since).map(rfc3339),
             flags: v.flags.into(),
             reasons: v
@@ -281,7 +312,7 @@ pub fn lock_view(ws: &Workspace) -> Option<LockView> {
         .and_then(|(a, state)| {
             let lock = a.content.content.as_ref().ok()?;
             Some(LockView {
-                source: "pipeline",
+                source: LockSource::Pipeline,
                 operation: lock.operation.as_str(),
                 who: lock.pipeline.clone().or_else(|| lock.host.clone()),
                 created_at: Some(rfc3339(lock.started_at)),
@@ -293,7 +324,7 @@ pub fn lock_view(ws: &Workspace) -> Option<LockView> {
         let (a, state) = e.terraform_lock.as_ref().zip(ws.verdict.terraform_lock)?;
         let lock = a.content.content.as_ref().ok();
         Some(LockView {
-            source: "terraform",
+            source: LockSource::Terraform,
             operation: lock.map_or("other", |l| l.operation.as_str()),
             who: lock.and_then(|l| l.who.clone()),
             created_at: Some(rfc3339(lock.and_then(|l| l.created).unwrap_or(a.modified))),
@@ -304,19 +335,19 @@ pub fn lock_view(ws: &Workspace) -> Option<LockView> {
 }
 
 /// Every lock of a workspace with its source, operation, creation time and state (for metrics).
-pub fn locks(ws: &Workspace) -> Vec<(&'static str, &'static str, DateTime<Utc>, LockState)> {
+pub fn locks(ws: &Workspace) -> Vec<(LockSource, &'static str, DateTime<Utc>, LockState)> {
     let e = &ws.evidence;
     let mut out = Vec::new();
     if let (Some(a), Some(state)) = (&e.pipeline_lock, ws.verdict.pipeline_lock)
         && let Ok(lock) = &a.content.content
     {
-        out.push(("pipeline", lock.operation.as_str(), lock.started_at, state));
+        out.push((LockSource::Pipeline, lock.operation.as_str(), lock.started_at, state));
     }
     if let (Some(a), Some(state)) = (&e.terraform_lock, ws.verdict.terraform_lock) {
         let lock = a.content.content.as_ref().ok();
         let created = lock.and_then(|l| l.created).unwrap_or(a.modified);
         out.push((
-            "terraform",
+            LockSource::Terraform,
             lock.map_or("other", |l| l.operation.as_str()),
             created,
             state,
@@ -341,20 +372,20 @@ pub fn document<'a>(
 }
 
 /// ANSI colour of a status on a terminal.
-fn colour(status: &str) -> &'static str {
+fn colour(status: Status) -> &'static str {
     match status {
-        "failed" => "\x1b[1;31m",
-        "drifted" => "\x1b[1;33m",
-        "apply_needed" => "\x1b[33m",
-        "provisioning" | "destroying" => "\x1b[1;34m",
-        "active" => "\x1b[32m",
-        _ => "\x1b[2m",
+        Status::Failed => "\x1b[1;31m",
+        Status::Drifted => "\x1b[1;33m",
+        Status::ApplyNeeded => "\x1b[33m",
+        Status::Provisioning | Status::Destroying => "\x1b[1;34m",
+        Status::Active => "\x1b[32m",
+        Status::Inactive => "\x1b[2m",
     }
 }
 
 /// The table of `scan`: one line a workspace, counts per status at the end.
 pub fn table(doc: &WorkspacesDocument, colours: bool, several_roots: bool) -> String {
-    let rows: Vec<[String; 6]> = doc
+    let rows: Vec<(Status, [String; 6])> = doc
         .workspaces
         .iter()
         .map(|w| {
@@ -381,12 +412,22 @@ pub fn table(doc: &WorkspacesDocument, colours: bool, several_roots: bool) -> St
                 .or(w.reasons.first())
                 .map(|r| r.message.clone())
                 .unwrap_or_default();
-            [w.status.to_owned(), path, w.workspace.clone(), resources, changes, why]
+            (
+                w.status,
+                [
+                    w.status.as_str().to_owned(),
+                    path,
+                    w.workspace.clone(),
+                    resources,
+                    changes,
+                    why,
+                ],
+            )
         })
         .collect();
     let headers = ["STATUS", "PATH", "WORKSPACE", "RESOURCES", "CHANGES", "WHY"];
     let mut widths = headers.map(str::len);
-    for row in &rows {
+    for (_, row) in &rows {
         for (i, cell) in row.iter().enumerate().take(5) {
             widths[i] = widths[i].max(cell.chars().count());
         }
@@ -413,9 +454,9 @@ pub fn table(doc: &WorkspacesDocument, colours: bool, several_roots: bool) -> St
         out.push('\n');
     };
     line(&mut out, headers, None);
-    for row in &rows {
+    for (status, row) in &rows {
         let cells = [&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]].map(String::as_str);
-        line(&mut out, cells, colours.then(|| colour(&row[0])));
+        line(&mut out, cells, colours.then(|| colour(*status)));
     }
     if doc.workspaces.is_empty() {
         out.push_str("(no workspaces found)\n");
@@ -429,7 +470,7 @@ pub fn table(doc: &WorkspacesDocument, colours: bool, several_roots: bool) -> St
         .map(|s| {
             let n = doc.counts.get(*s);
             if colours && n > 0 {
-                format!("{}{n} {s}\x1b[0m", colour(s.as_str()))
+                format!("{}{n} {s}\x1b[0m", colour(*s))
             } else {
                 format!("{n} {s}")
             }

@@ -88,6 +88,26 @@ pub struct ScanProblem {
     pub message: String,
 }
 
+/// What kind of scan a batch came from: the `kind` label of the scan counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScanKind {
+    /// Every root from scratch (the first scan, the periodic resync).
+    Full,
+    /// The directories that file events named, or whose locks were re-checked.
+    Incremental,
+}
+
+impl ScanKind {
+    pub const ALL: [ScanKind; 2] = [ScanKind::Full, ScanKind::Incremental];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ScanKind::Full => "full",
+            ScanKind::Incremental => "incremental",
+        }
+    }
+}
+
 /// What a batch of readings covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {

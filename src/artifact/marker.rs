@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::url::safe_url;
 use super::{ParseError, from_slice, identifier, printable};
 
 /// What a pipeline does to a workspace.
@@ -102,19 +103,6 @@ pub fn parse_last_run(bytes: &[u8]) -> Result<LastRun, ParseError> {
     let mut run: LastRun = from_slice(bytes)?;
     run.run_id = run.run_id.as_deref().map(|r| printable(r, 128));
     Ok(run)
-}
-
-/// An http(s) link without credentials in it (`https://user:token@host/` loses `user:token@`).
-fn safe_url(url: &str) -> Option<String> {
-    let url = printable(url, 512);
-    let (scheme, rest) = url.split_once("://")?;
-    if scheme != "http" && scheme != "https" {
-        return None;
-    }
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-    Some(format!("{scheme}://{host}{path}"))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod marker;
 pub mod plan;
 pub mod state;
 pub mod tflock;
+pub mod url;
 
 use std::fmt;
 use std::io::Read;

@@ -147,7 +147,7 @@ impl Sort {
 }
 
 fn status_rank(w: &WorkspaceView) -> usize {
-    Status::parse(w.status).map_or(Status::ALL.len(), Status::index)
+    w.status.index()
 }
 
 fn resources(w: &WorkspaceView) -> Option<u64> {

@@ -301,7 +301,7 @@ fn empty_message(view: &PageView) -> Option<String> {
 }
 
 fn row(out: &mut String, w: &WorkspaceView, view: &PageView) {
-    let s = escape(w.status);
+    let s = escape(w.status.as_str());
     let _ = write!(
         out,
         "<tr data-id=\"{id}\" data-status=\"{s}\"><td class=\"c-status\" data-label=\"Status\">\
@@ -382,7 +382,7 @@ fn other_flags(w: &WorkspaceView) -> String {
     ];
     let also: Vec<&str> = flags
         .iter()
-        .filter(|(name, set)| *set && *name != w.status)
+        .filter(|(name, set)| *set && *name != w.status.as_str())
         .map(|(name, _)| *name)
         .collect();
     if also.is_empty() {

@@ -100,57 +100,7 @@ fn azure(var: &impl Fn(&str) -> Option<String>) -> CiRun {
     }
 }
 
-/// An http(s) link without credentials: no `user:password@`, no query parameter whose name says
-/// it holds a secret. Anything else is not a link to a run and is dropped.
-pub fn safe_url(url: &str) -> Option<String> {
-    let url = url.trim();
-    let (scheme, rest) = url.split_once("://")?;
-    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
-        return None;
-    }
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-    if host.is_empty() || url.chars().any(char::is_control) {
-        return None;
-    }
-    let (tail, fragment) = match tail.split_once('#') {
-        Some((tail, fragment)) => (tail, Some(fragment)),
-        None => (tail, None),
-    };
-    let tail = match tail.split_once('?') {
-        Some((path, query)) => {
-            let kept: Vec<&str> = query
-                .split('&')
-                .filter(|pair| !pair.is_empty() && !secret_name(pair.split('=').next().unwrap_or_default()))
-                .collect();
-            if kept.is_empty() {
-                path.to_owned()
-            } else {
-                format!("{path}?{}", kept.join("&"))
-            }
-        }
-        None => tail.to_owned(),
-    };
-    let fragment = fragment.map(|f| format!("#{f}")).unwrap_or_default();
-    Some(format!("{}://{host}{tail}{fragment}", scheme.to_ascii_lowercase()))
-}
-
-fn secret_name(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    [
-        "token",
-        "secret",
-        "password",
-        "passwd",
-        "key",
-        "sig",
-        "auth",
-        "credential",
-    ]
-    .iter()
-    .any(|word| name.contains(word))
-}
+pub use crate::artifact::url::safe_url;
 
 #[cfg(test)]
 mod tests {

@@ -26,7 +26,7 @@ use super::Root;
 use super::discover::{self, discover_subtree, is_workspace_dir, relative};
 use super::scan::{Scanner, settle, settling, walk_problem};
 use crate::metrics::Telemetry;
-use crate::workspace::{Key, Known, ScanProblem, Scope, Sink, Update, Workspace, is_within};
+use crate::workspace::{Key, Known, ScanKind, ScanProblem, Scope, Sink, Update, Workspace, is_within};
 use rayon::prelude::*;
 
 /// Timing of the watcher.
@@ -237,7 +237,8 @@ impl Watch {
                 self.read_into(sink, root, Scope::Dirs(dirs), present, Vec::new(), false);
             }
         }
-        self.telemetry.scan_done("incremental", started.elapsed().as_secs_f64());
+        self.telemetry
+            .scan_done(ScanKind::Incremental.as_str(), started.elapsed().as_secs_f64());
     }
 
     /// Reads `dirs` of `root` (in parallel) and sends the readings for `scope` to the sink. The
@@ -324,7 +325,8 @@ impl Watch {
                     sink.send(Update::cleared(&root.label, Utc::now()));
                 }
             }
-            self.telemetry.scan_done("full", started.elapsed().as_secs_f64());
+            self.telemetry
+                .scan_done(ScanKind::Full.as_str(), started.elapsed().as_secs_f64());
         }
         release_free_memory();
     }
