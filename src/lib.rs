@@ -8,19 +8,18 @@
 //! roots --discover--> workspace dirs --read--> evidence --classify--> status + reasons --report--> output
 //! ```
 //!
-//! Layout:
-//! - `model`: statuses, flags, reason codes (the vocabulary).
-//! - `artifact`: pure parsers, bytes in, metadata out (state, plan, Terraform lock, pipeline markers,
-//!   backend configuration).
-//! - `evidence`: what was read about one workspace, as plain data.
-//! - `classify`: the pure classifier (evidence + now + policy -> verdict).
-//! - `discover`, `read`, `liveness`: the edge that does IO (walking, reading, asking the OS who
-//!   holds a lock).
-//! - `scan`: discover + read + classify over all roots, in parallel.
-//! - `report`: the JSON views and the table.
-//! - `store`: the one shared snapshot the daemon serves; `watch` keeps it current.
-//! - `http`, `metrics`: the endpoints and the Prometheus exposition.
-//! - `cli`, `config`, `command`: the command line, its validation, and the commands.
+//! Layout, by layer (which layer may import which: `ARCHITECTURE.md`; the unit test in
+//! `src/layers.rs` checks it):
+//! - core, pure: `model` (statuses, flags, reason codes), `artifact` (parsers, bytes in,
+//!   metadata out), `evidence` (what was read about one workspace), `classify` (evidence + now +
+//!   policy -> verdict), `workspace` (the workspace record, its key and id, scan problems, and the
+//!   batch a source hands to a `Sink`).
+//! - sources, siblings that import only the core: `source::local` (the local file system:
+//!   `layout`, `discover`, `read`, `liveness`, `scan`, `watch`).
+//! - `store`: one `Writer`, many `Reader`s of one published snapshot; imports the core.
+//! - outputs, which read the store and the core and never a source: `report` (JSON views and the
+//!   table), `http`, `page`, `web`, `metrics`.
+//! - commands, which wire everything: `cli`, `config`, `command`, `wrapper`.
 
 pub mod artifact;
 pub mod build_info;
@@ -39,3 +38,6 @@ pub mod store;
 pub mod web;
 pub mod workspace;
 pub mod wrapper;
+
+#[cfg(test)]
+mod layers;
