@@ -113,7 +113,65 @@ fn poll_watcher(path: &Path, tx: Events, interval: Duration) -> Option<Box<dyn W
 
 #[cfg(test)]
 mod tests {
-    use super::readable;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::classify::Policy;
+    use crate::source::local::liveness::SystemProbe;
+    use crate::source::local::scan::Scanner;
+    use crate::workspace::{Key, Known, Workspace};
+
+    /// A sink that records what the watcher tells it.
+    #[derive(Default)]
+    struct Recorder {
+        roots: Vec<(String, bool)>,
+        updates: Vec<Update>,
+    }
+
+    struct Nothing;
+
+    impl Known for Nothing {
+        fn workspace(&self, _: &Key) -> Option<&Workspace> {
+            None
+        }
+
+        fn workspaces(&self) -> Box<dyn Iterator<Item = &Workspace> + '_> {
+            Box::new(std::iter::empty())
+        }
+    }
+
+    impl Sink for Recorder {
+        fn send(&mut self, update: Update) {
+            self.updates.push(update);
+        }
+
+        fn root_up(&mut self, root: &str, up: bool) {
+            self.roots.push((root.to_owned(), up));
+        }
+
+        fn ready(&mut self) {}
+
+        fn known(&self) -> Arc<dyn Known> {
+            Arc::new(Nothing)
+        }
+    }
+
+    fn watch(root: &Root) -> Watch {
+        Watch {
+            roots: vec![root.clone()],
+            scanner: Scanner {
+                discover: Default::default(),
+                policy: Policy::default(),
+                probe: Box::new(SystemProbe::new()),
+                stream_above: u64::MAX,
+                progress: None,
+            },
+            telemetry: Default::default(),
+            timing: Default::default(),
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
 
     #[test]
     fn a_root_is_up_while_its_directory_exists() {
@@ -127,5 +185,39 @@ mod tests {
         assert!(readable(&root), "a directory");
         std::fs::remove_dir(&root).unwrap();
         assert!(!readable(&root), "removed again");
+    }
+
+    #[test]
+    fn the_watcher_reports_a_root_up_and_down_and_forgets_a_vanished_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root {
+            label: "r".into(),
+            path: dir.path().join("root"),
+        };
+        let watch = watch(&root);
+        let (tx, _rx) = mpsc::channel();
+        let mut watchers = Watchers::new();
+        let mut sink = Recorder::default();
+
+        watch.ensure_watched(&mut sink, &root, &tx, &mut watchers, true);
+        assert_eq!(sink.roots, [("r".to_owned(), false)]);
+        assert!(sink.updates.is_empty() && watchers.is_empty(), "nothing to watch yet");
+
+        std::fs::create_dir_all(root.path.join("app")).unwrap();
+        std::fs::write(root.path.join("app/terraform.tfstate"), b"").unwrap();
+        watch.ensure_watched(&mut sink, &root, &tx, &mut watchers, true);
+        assert_eq!(sink.roots.last(), Some(&("r".to_owned(), true)));
+        assert!(watchers.contains_key("r"));
+        let scanned = sink.updates.pop().expect("the root that appeared is scanned");
+        assert_eq!(scanned.scope, Scope::Subtree(".".into()));
+        let found: Vec<&str> = scanned.workspaces.iter().map(|w| w.path.as_str()).collect();
+        assert_eq!(found, ["app"]);
+
+        std::fs::remove_dir_all(&root.path).unwrap();
+        watch.ensure_watched(&mut sink, &root, &tx, &mut watchers, true);
+        assert_eq!(sink.roots.last(), Some(&("r".to_owned(), false)));
+        let cleared = sink.updates.pop().expect("a vanished root is cleared");
+        assert!(cleared.workspaces.is_empty() && cleared.scope == Scope::Subtree(".".into()));
+        assert!(watchers.is_empty());
     }
 }
