@@ -20,7 +20,8 @@
 //! - `report`: the JSON views and the table.
 //! - `store`: the one shared snapshot the daemon serves; `watch` keeps it current.
 //! - `http`, `metrics`: the endpoints and the Prometheus exposition.
-//! - `cli`, `config`, `command`: the command line, its validation, and the commands.
+//! - `cli`, `config`, `command`: the command line, its validation, and the commands; `logging`:
+//!   the daemon's log lines (logfmt or JSON).
 
 pub mod artifact;
 pub mod build_info;
@@ -32,6 +33,7 @@ pub mod discover;
 pub mod evidence;
 pub mod http;
 pub mod liveness;
+pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod page;
