@@ -8,8 +8,7 @@ use anyhow::Context;
 use chrono::{TimeDelta, Utc};
 
 use super::Exit;
-use crate::cli::Format;
-use crate::config::ScanConfig;
+use crate::config::{Format, ScanConfig};
 use crate::liveness::SystemProbe;
 use crate::model::ReasonCode;
 use crate::report::{self, Counts, WorkspaceView, WorkspacesDocument};

@@ -14,7 +14,8 @@ use globset::{Glob, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::classify::Policy;
-use crate::cli::{Command, CommonArgs, Format, ScanArgs};
+pub use crate::cli::Format;
+use crate::cli::{Command, CommonArgs, ScanArgs};
 use crate::discover::DiscoverOptions;
 use crate::model::{Status, parse_status_list};
 use crate::scan::Root;

@@ -1,4 +1,5 @@
-//! `iacwatch scan`'s command line: filters, the CI gate's exit codes, the table, errors.
+//! The command line: `scan`'s filters, the CI gate and the table; the exit codes of help, version
+//! and usage errors; variables; a closed pipe; listen addresses; completions and the man page.
 
 use serde_json::Value;
 
