@@ -168,3 +168,16 @@ fn roots_are_resolved_and_keep_their_label() {
     assert_eq!(root.label, ".");
     assert_eq!(root.path, std::env::current_dir().unwrap().canonicalize().unwrap());
 }
+
+#[test]
+fn listen_is_one_address_or_a_list_in_the_file() {
+    let one: FileConfig = toml::from_str(r#"listen = "0.0.0.0:9814""#).unwrap();
+    assert_eq!(
+        one.listen.map(OneOrMany::into_vec),
+        Some(vec!["0.0.0.0:9814".to_owned()])
+    );
+    let many: FileConfig = toml::from_str(r#"listen = [":9814", "[::1]:9814"]"#).unwrap();
+    assert_eq!(many.listen.map(OneOrMany::into_vec).map(|l| l.len()), Some(2));
+    let typo = toml::from_str::<FileConfig>(r#"request_timeot = "1s""#).unwrap_err();
+    assert!(typo.message().contains("request_timeot"), "{typo}");
+}
