@@ -19,7 +19,8 @@
 //! - `store`: one `Writer`, many `Reader`s of one published snapshot; imports the core.
 //! - outputs, which read the store and the core and never a source: `report` (JSON views and the
 //!   table), `http`, `page`, `web`, `metrics`.
-//! - commands, which wire everything: `cli`, `config`, `command`, `wrapper`.
+//! - commands, which wire everything: `cli`, `config`, `command`, `wrapper`; `logging`: the daemon's
+//!   log lines (logfmt or JSON).
 
 pub mod artifact;
 pub mod build_info;
@@ -29,6 +30,7 @@ pub mod command;
 pub mod config;
 pub mod evidence;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod page;

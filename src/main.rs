@@ -1,25 +1,44 @@
-//! The `iacwatch` binary: parses the command line and hands over to the library.
+//! The `iacwatch` binary: the command line in two steps (clap, then one validated configuration),
+//! then the command.
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use iacwatch::cli::{Cli, Command};
+use iacwatch::cli::{self, Stop};
 use iacwatch::command::{self, Exit};
-use iacwatch::config::ScanConfig;
+use iacwatch::config::Config;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Scan(args) => ScanConfig::new(&args)
-            .map_err(anyhow::Error::from)
-            .and_then(|config| command::scan::run(&config, &mut std::io::stdout().lock())),
-        Command::Serve(args) => command::serve::main(&args),
-        Command::Run(args) => command::run::main(&args),
+    let cli = match cli::parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(Stop::Print(help)) => {
+            // A closed pipe (`iacwatch --help | head -1`) is the reader's choice, not an error.
+            let _ = help.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(Stop::Usage(line)) => {
+            eprintln!("iacwatch: {line}");
+            return ExitCode::from(1);
+        }
+    };
+    let config = match Config::new(&cli.command) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("iacwatch: {err}");
+            return ExitCode::from(err.exit_code());
+        }
+    };
+    let result = match config {
+        Config::Scan(config) => command::scan::run(&config, &mut std::io::stdout().lock()),
+        Config::Serve(config) => command::serve::main(*config),
+        Config::Run(plan) => command::run::main(&plan),
+        Config::Completions(shell) => command::generate::completions(shell, &mut std::io::stdout().lock()),
+        Config::Man => command::generate::man(&mut std::io::stdout().lock()),
     };
     match result {
         Ok(Exit::Ok) => ExitCode::SUCCESS,
         Ok(Exit::GateTripped) => ExitCode::from(2),
         Ok(Exit::Code(code)) => ExitCode::from(code),
+        Err(err) if command::is_closed_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("iacwatch: {err:#}");
             ExitCode::from(1)

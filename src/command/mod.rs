@@ -1,5 +1,6 @@
 //! The commands of the binary, each taking its validated configuration.
 
+pub mod generate;
 pub mod run;
 pub mod scan;
 pub mod serve;
@@ -13,4 +14,12 @@ pub enum Exit {
     GateTripped,
     /// Another code: the wrapped command's (`iacwatch run`).
     Code(u8),
+}
+
+/// Whether `err` is a write to a pipe whose reader has gone (`iacwatch scan | head`): the reader
+/// had what it wanted, so the program ends quietly, as Unix tools do.
+pub fn is_closed_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }

@@ -9,9 +9,8 @@ use anyhow::Context;
 use chrono::Utc;
 
 use super::Exit;
-use crate::cli::Format;
-use crate::config::ScanConfig;
-use crate::report::{self, Counts, WorkspaceView};
+use crate::config::{Format, ScanConfig};
+use crate::report::{self, Counts, WorkspaceView, WorkspacesDocument};
 use crate::source::local::liveness::SystemProbe;
 use crate::source::local::read::STREAM_ABOVE;
 use crate::source::local::scan::Scanner;
@@ -50,19 +49,38 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write) -> anyhow::Result<Exit> {
         .filter(|w| config.status.is_empty() || config.status.contains(&w.verdict.status))
         .map(|w| WorkspaceView::new(w, None));
     let doc = report::document(generated_at, counts, shown, &result.problems);
+    match write(config, &doc, out) {
+        // The reader has gone (`| head`): end quietly; the gate still answers with its code.
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other.context("writing the output")?,
+    }
+    Ok(if tripped { Exit::GateTripped } else { Exit::Ok })
+}
+
+fn write(config: &ScanConfig, doc: &WorkspacesDocument, out: &mut dyn Write) -> std::io::Result<()> {
     match config.format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, &doc).context("writing the JSON document")?;
+            serde_json::to_writer_pretty(&mut *out, doc)?;
             writeln!(out)?;
         }
         Format::Table => {
             let colours = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
             let roots: BTreeSet<_> = config.common.roots.iter().map(|r| &r.label).collect();
-            out.write_all(report::table(&doc, colours, roots.len() > 1).as_bytes())?;
+            out.write_all(report::table(doc, colours, roots.len() > 1).as_bytes())?;
+            if !config.status.is_empty() {
+                // The counts follow the root and search filters, never the status filter (as the
+                // API's do): say so where the two numbers meet.
+                let statuses: Vec<&str> = config.status.iter().map(|s| s.as_str()).collect();
+                writeln!(
+                    out,
+                    "{} listed (--status {}); the counts above cover every status",
+                    doc.workspaces.len(),
+                    statuses.join(",")
+                )?;
+            }
         }
     }
-    out.flush()?;
-    Ok(if tripped { Exit::GateTripped } else { Exit::Ok })
+    out.flush()
 }
 
 /// Runs `work`; on a terminal, a scan that takes more than a moment shows how many workspace

@@ -7,8 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::Exit;
-use crate::cli::ServeArgs;
-use crate::config::{LogFormat, ServeConfig};
+use crate::config::ServeConfig;
 use crate::http::{AppState, router};
 use crate::metrics::Telemetry;
 use crate::source::local::liveness::SystemProbe;
@@ -18,9 +17,8 @@ use crate::source::local::watch::Watch;
 use crate::store::{Applied, Writer};
 use crate::workspace::{Known, Sink, Update};
 
-pub fn main(args: &ServeArgs) -> anyhow::Result<Exit> {
-    let config = ServeConfig::new(args)?;
-    init_logging(&config)?;
+pub fn main(config: ServeConfig) -> anyhow::Result<Exit> {
+    crate::logging::init(config.log_format, config.log_level)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -31,34 +29,24 @@ pub fn main(args: &ServeArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-fn init_logging(config: &ServeConfig) -> anyhow::Result<()> {
-    // The watcher library's own chatter (a watch removed twice) is not the operator's concern.
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("notify=warn,{}", config.log_level))
-        .map_err(|e| anyhow::anyhow!("log_level: '{}' is not a level or filter ({e})", config.log_level))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let result = match config.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
-    // Already set (tests that start the daemon in-process more than once): keep the first.
-    let _ = result;
-    Ok(())
-}
-
 /// Binds, starts the watcher and serves until a shutdown signal.
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(&config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let mut listeners = Vec::new();
+    for address in &config.listen {
+        let listener = tokio::net::TcpListener::bind((address.host.as_str(), address.port))
+            .await
+            .with_context(|| format!("cannot listen on {address}"))?;
+        listeners.push(listener);
+    }
     let web = match &config.web_config_file {
         Some(path) => crate::web::Web::load(path)?,
         None => crate::web::Web::plain(),
     };
-    let address = listener.local_addr().context("reading the listen address")?;
-    tracing::info!(address = %address, roots = ?config.common.roots.iter().map(|r| &r.label).collect::<Vec<_>>(), "serving");
+    let labels: Vec<&String> = config.common.roots.iter().map(|r| &r.label).collect();
+    for listener in &listeners {
+        let address = listener.local_addr().context("reading the listen address")?;
+        tracing::info!(address = %address, roots = %crate::logging::json(&labels), "serving");
+    }
     let writer = Writer::new();
     let store = writer.reader();
     let telemetry = Telemetry::default();
@@ -93,7 +81,29 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         .context("starting the watcher")?;
     let roots = config.common.roots.iter().map(|r| r.label.clone()).collect();
     let app = router(AppState { store, metrics, roots });
-    crate::http::serve_with(listener, app, config.limits, Arc::new(web), shutdown_signal()).await;
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    let web = Arc::new(web);
+    let servers: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| {
+            let mut stopped = stopped.clone();
+            let shutdown = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            tokio::spawn(crate::http::serve_with(
+                listener,
+                app.clone(),
+                config.limits,
+                web.clone(),
+                shutdown,
+            ))
+        })
+        .collect();
+    shutdown_signal().await;
+    let _ = stopping.send(true);
+    for server in servers {
+        let _ = server.await;
+    }
     stop.store(true, Ordering::Release);
     // The watcher notices within half a second unless it is in the middle of a full scan.
     let deadline = std::time::Instant::now() + Duration::from_secs(1);

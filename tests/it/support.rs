@@ -209,8 +209,14 @@ impl Daemon {
     /// Starts `iacwatch serve --listen 127.0.0.1:0 --log-format json ARGS... ROOTS...` and waits until it is
     /// bound and `/readyz` answers 200 (the first full scan is done).
     pub fn start(roots: &[&Path], args: &[&str]) -> Daemon {
+        Daemon::start_in(&repo(), roots, args)
+    }
+
+    /// `start` with `cwd` as the daemon's working directory (for relative roots).
+    pub fn start_in(cwd: &Path, roots: &[&Path], args: &[&str]) -> Daemon {
         use std::io::BufRead;
         let mut child = iacwatch()
+            .current_dir(cwd)
             .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
             .args(args)
             .args(roots)
