@@ -10,6 +10,7 @@ mod reliability;
 mod run;
 mod scenarios;
 mod serve;
+mod shipped_configs;
 mod support;
 mod terraform;
 mod tls;
