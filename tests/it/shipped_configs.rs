@@ -1,12 +1,13 @@
 //! The configuration examples the repository ships say what they are: every bcrypt hash in
 //! `deploy/`, `docs/`, `src/` and the README names its password nearby (`the hash of "..."`), and
 //! that password really is the one it was made from; a hash described as one that
-//! `no password matches` is at least a well-formed bcrypt hash.
+//! `no password matches` is at least a well-formed bcrypt hash. And the demo tree that `tools/demo`
+//! serves (and `tools/screenshot` photographs) holds every scenario but the secrets-test canary.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::support::repo;
+use crate::support::{CANARY, repo, scenario_names};
 
 /// How many lines above a hash (and its own line) may name its password.
 const NEAR: usize = 10;
@@ -143,4 +144,29 @@ fn the_hash_scanner_finds_hashes_and_their_passwords() {
     assert_eq!(documented(&lines, 2), Ok(Some("pw".to_owned())));
     assert!(documented(&["x", "y"], 1).is_err());
     assert_eq!(documented(&["// A hash no password matches", "const D"], 1), Ok(None));
+}
+
+#[test]
+fn the_demo_tree_holds_every_scenario_but_the_canary() {
+    let dest = tempfile::tempdir().unwrap();
+    let tree = dest.path().join("demo-tree");
+    let out = std::process::Command::new(repo().join("tools/demo-tree"))
+        .arg(&tree)
+        .output()
+        .expect("running tools/demo-tree");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut listed: Vec<String> = fs::read_dir(&tree)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    listed.sort();
+    let want: Vec<String> = scenario_names().into_iter().filter(|n| n != "canary").collect();
+    assert_eq!(listed, want);
+    let mut all = Vec::new();
+    files(&tree, &mut all);
+    for path in all {
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(CANARY), "{} holds the canary", path.display());
+    }
 }
