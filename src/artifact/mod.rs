@@ -157,11 +157,64 @@ pub fn identifier(text: &str, max_len: usize) -> Option<String> {
     ok.then(|| text.to_owned())
 }
 
-/// Keeps printable text up to a length, replacing control characters; for human fields such as a
-/// lock's `Who`. Not used on anything read from a state or plan.
+/// Keeps human text as it was written, up to `max_len` characters, for fields such as a lock's
+/// `Who` (`user@host`, or `DOMAIN\user@host` from Windows), a run id or a pipeline name: an
+/// operator compares them with what Terraform and the CI system print, so they are not narrowed to
+/// the identifier alphabet. Only characters that could hide or disguise text become a space:
+/// control characters and invisible formatting ones (bidirectional overrides and isolates,
+/// zero-width characters). Not used on anything read from a state or plan.
 pub fn printable(text: &str, max_len: usize) -> String {
     text.chars()
         .take(max_len)
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| {
+            if c.is_control() || is_invisible_format(c) {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect()
+}
+
+/// Unicode formatting characters that change how the text around them is shown without showing
+/// themselves.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}'
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_keeps_what_people_write_and_blanks_what_hides_text() {
+        for kept in [
+            r"CORP\jdoe@WS-0142",
+            "ci@runner-1.example.com",
+            "Jürgen Groß",
+            "deploy prod #42",
+        ] {
+            assert_eq!(printable(kept, 128), kept);
+        }
+        assert_eq!(printable("a\nb\tc\u{7f}d", 128), "a b c d");
+        // "user@host" shown right to left after the override would read as something else.
+        assert_eq!(printable("admin\u{202E}tsoh@resu", 128), "admin tsoh@resu");
+        assert_eq!(printable("ci\u{200B}@\u{2066}runner\u{FEFF}", 128), "ci @ runner ");
+        assert_eq!(printable(&"x".repeat(200), 128).chars().count(), 128);
+        assert_eq!(printable(&"ä".repeat(200), 128).chars().count(), 128);
+    }
+
+    #[test]
+    fn identifier_keeps_only_short_safe_strings() {
+        assert_eq!(
+            identifier("runner-7.example.com", 253).as_deref(),
+            Some("runner-7.example.com")
+        );
+        assert_eq!(identifier(r"CORP\runner", 253), None);
+        assert_eq!(identifier("", 253), None);
+        assert_eq!(identifier("abc", 2), None);
+    }
 }

@@ -77,6 +77,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_windows_who_is_shown_as_terraform_wrote_it() {
+        let lock = parse(br#"{"ID":"1","Operation":"OperationTypeApply","Who":"CORP\\jdoe@WS-0142"}"#).unwrap();
+        assert_eq!(lock.who.as_deref(), Some(r"CORP\jdoe@WS-0142"));
+        let lock = parse(br#"{"Who":"evil\u202etxt.exe@host\nsecond line"}"#).unwrap();
+        assert_eq!(lock.who.as_deref(), Some("evil txt.exe@host second line"));
+    }
+
+    #[test]
     fn reads_an_apply_lock() {
         let lock = parse(br#"{"ID":"3b1f0c2e-aaaa","Operation":"OperationTypeApply","Info":"","Who":"ci@runner-1","Version":"1.0.3","Created":"2026-11-29T10:00:00.123456789+02:00","Path":"terraform.tfstate"}"#).unwrap();
         assert_eq!(lock.operation, LockOperation::Apply);

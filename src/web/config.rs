@@ -297,7 +297,8 @@ fn tls_settings(raw: RawTls, base: &Path) -> Result<Option<TlsSettings>, WebConf
 mod tests {
     use super::*;
 
-    const HASH: &str = "$2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG";
+    /// The hash of "change-me", as in deploy/web-config/mtls-basic-auth.yml.
+    const HASH: &str = "$2y$10$p8IsuM30cun7A4c3VCvCDekDOloupFRrEhULzc1iAfcr7QyWRYsHK";
 
     #[test]
     fn a_full_configuration_is_read_with_paths_beside_the_file() {

@@ -11,6 +11,7 @@ mod roots;
 mod run;
 mod scenarios;
 mod serve;
+mod shipped_configs;
 mod support;
 mod terraform;
 mod tls;

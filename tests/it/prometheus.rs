@@ -1,274 +1,28 @@
-//! `iacwatch serve` scraped by a real Prometheus (Debian's, from `tools/install-prometheus`): the
-//! counts Prometheus computes from the scraped series equal the API's, before and after a change on
-//! disk; `promtool check metrics` accepts `/metrics`; the alert rules of `dashboards/alerts.yml` fire
-//! for the failed, drifted and apply-needed workspaces and for no other; every PromQL expression of
-//! the Grafana dashboard runs; and a real Alertmanager delivers the failed alert to a webhook.
+//! `iacwatch serve` scraped by a real Prometheus (Debian's, from `tools/install-prometheus`), in
+//! both metrics modes: the counts Prometheus computes from the scraped series equal the API's,
+//! before and after a change on disk; `promtool check metrics` accepts `/metrics`; with
+//! per-workspace series the per-workspace alert rules of `dashboards/alerts.yml` fire for the
+//! failed, drifted and apply-needed workspaces and for no other (no count alert doubles them), and a
+//! real Alertmanager delivers the failed alert to a webhook; with counts only
+//! (`--per-workspace-metrics false`) the count rules fire instead, once per status, and clear; in
+//! both, every PromQL expression of the Grafana dashboard runs and its stat panels count right.
+//! `fleet` has several iacwatch instances on one dashboard.
+
+mod alertmanager;
+mod dashboard;
+mod fleet;
+mod harness;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::path::Path;
 
-use iacwatch::model::Status;
-use serde_json::Value;
-use tempfile::TempDir;
-
-use crate::support::{self, Daemon, FLEET, free_port, http_get, promtool_check_metrics, repo, tool, url_encode};
-
-const STATUSES: [&str; 7] = [
-    Status::Destroying.as_str(),
-    Status::Provisioning.as_str(),
-    Status::Failed.as_str(),
-    Status::Drifted.as_str(),
-    Status::ApplyNeeded.as_str(),
-    Status::Active.as_str(),
-    Status::Inactive.as_str(),
-];
-
-/// How long anything may take to converge (a scrape and a rule evaluation are 1 s apart).
-const WAIT: Duration = Duration::from_secs(30);
-
-/// Polls `check` every 100 ms until it returns `Ok`; after `timeout`, panics with `what` and the
-/// last error it returned.
-fn converge<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check() {
-            Ok(value) => return value,
-            Err(last) if Instant::now() >= deadline => {
-                panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
-}
-
-/// A child process that is killed when the test ends, however it ends.
-struct Process {
-    child: Child,
-    name: &'static str,
-    log: PathBuf,
-}
-
-impl Process {
-    /// Starts `command` with its output in `log`.
-    fn spawn(name: &'static str, mut command: Command, log: PathBuf) -> Process {
-        let out = fs::File::create(&log).unwrap();
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        Process { child, name, log }
-    }
-
-    /// Waits until `GET address/path` answers 200; panics early if the process exits.
-    fn wait_ready(&mut self, address: &str, path: &str) {
-        converge(WAIT, &format!("{} to answer 200 on {path}", self.name), || {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("{} exited with {status}:\n{}", self.name, self.log_text());
-            }
-            match http_get(address, path) {
-                Ok((200, _)) => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        });
-    }
-
-    fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A real Prometheus on a loopback port, with its configuration and storage in a temporary folder.
-struct Prometheus {
-    /// Killed on drop.
-    _process: Process,
-    address: String,
-}
-
-impl Prometheus {
-    /// `config` is the whole prometheus.yml.
-    fn start(binary: &Path, dir: &Path, config: &str) -> Prometheus {
-        let config_path = dir.join("prometheus.yml");
-        fs::write(&config_path, config).unwrap();
-        let address = format!("127.0.0.1:{}", free_port());
-        let mut command = Command::new(binary);
-        command.args([
-            format!("--config.file={}", config_path.display()),
-            format!("--storage.tsdb.path={}", dir.join("data").display()),
-            format!("--web.listen-address={address}"),
-        ]);
-        let mut process = Process::spawn("prometheus", command, dir.join("prometheus.log"));
-        process.wait_ready(&address, "/-/ready");
-        Prometheus {
-            _process: process,
-            address,
-        }
-    }
-
-    /// `GET /api/v1/...`: the `data` of a `success` answer, or the error.
-    fn api(&self, path_and_query: &str) -> Result<Value, String> {
-        let (code, body) = http_get(&self.address, path_and_query).map_err(|e| format!("GET {path_and_query}: {e}"))?;
-        let answer: Value =
-            serde_json::from_str(&body).map_err(|e| format!("GET {path_and_query}: {code} {e}: {body}"))?;
-        if code != 200 || answer["status"] != "success" {
-            return Err(format!("GET {path_and_query}: {code} {body}"));
-        }
-        Ok(answer["data"].clone())
-    }
-
-    /// An instant query: the result vector (or scalar), or the error Prometheus gave.
-    fn query(&self, promql: &str) -> Result<Value, String> {
-        Ok(self.api(&format!("/api/v1/query?query={}", url_encode(promql)))?["result"].clone())
-    }
-
-    /// An instant query whose result is a vector: each series's value, keyed by the value of `label`.
-    fn by_label(&self, promql: &str, label: &str) -> Result<BTreeMap<String, f64>, String> {
-        let result = self.query(promql)?;
-        let series = result
-            .as_array()
-            .ok_or_else(|| format!("{promql}: not a vector: {result}"))?;
-        let mut out = BTreeMap::new();
-        for s in series {
-            let key = s["metric"][label].as_str().unwrap_or("").to_owned();
-            out.insert(key, sample_value(&s["value"])?);
-        }
-        Ok(out)
-    }
-
-    fn alerts(&self) -> Result<Vec<Value>, String> {
-        Ok(self.api("/api/v1/alerts")?["alerts"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default())
-    }
-}
-
-/// The number in a `[time, "value"]` sample.
-fn sample_value(sample: &Value) -> Result<f64, String> {
-    sample[1]
-        .as_str()
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("not a sample: {sample}"))
-}
-
-/// One temporary root holding several fixture scenarios, each in a folder of its name.
-struct Fleet {
-    dir: TempDir,
-    /// `dir/root`: the root the daemon watches.
-    root: PathBuf,
-    /// (path relative to the root, CLI workspace) -> status, from the scenarios' expectations.
-    expected: BTreeMap<(String, String), String>,
-}
-
-impl Fleet {
-    fn new(names: &[&str]) -> Fleet {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("root");
-        fs::create_dir(&root).unwrap();
-        let mut expected = BTreeMap::new();
-        for name in names {
-            let tree = support::load_scenario(name);
-            let target = root.join(name);
-            support::copy_tree(tree.root(), &target);
-            // copy_tree does not keep modification times, and the classifier compares them.
-            let (dirs, files): (Vec<_>, Vec<_>) = tree
-                .scenario
-                .mtimes
-                .iter()
-                .partition(|(rel, _)| target.join(rel).is_dir());
-            for (rel, time) in files.into_iter().chain(dirs) {
-                if target.join(rel).symlink_metadata().is_ok() {
-                    support::set_mtime(&target.join(rel), *time);
-                }
-            }
-            for e in &tree.scenario.expect {
-                expected.insert((format!("{name}/{}", e.path), e.workspace.clone()), e.status.clone());
-            }
-        }
-        Fleet { dir, root, expected }
-    }
-
-    /// The root as the daemon labels it: as given on its command line.
-    fn root_label(&self) -> String {
-        self.root.to_str().unwrap().to_owned()
-    }
-
-    fn counts(&self) -> BTreeMap<String, f64> {
-        let mut counts: BTreeMap<String, f64> = STATUSES.iter().map(|s| (s.to_string(), 0.0)).collect();
-        for status in self.expected.values() {
-            *counts.get_mut(status).unwrap() += 1.0;
-        }
-        counts
-    }
-
-    fn with_status(&self, status: &str) -> BTreeSet<(String, String)> {
-        self.expected
-            .iter()
-            .filter(|(_, s)| *s == status)
-            .map(|(k, _)| k.clone())
-            .collect()
-    }
-}
-
-/// The API's `counts`, as numbers.
-fn api_counts(daemon: &Daemon) -> BTreeMap<String, f64> {
-    let doc = daemon.get_json("/api/v1/workspaces");
-    let counts = doc["counts"].as_object().expect("counts");
-    counts.iter().map(|(k, v)| (k.clone(), v.as_f64().unwrap())).collect()
-}
-
-/// The API's workspaces: (path, workspace) -> status.
-fn api_workspaces(daemon: &Daemon) -> BTreeMap<(String, String), String> {
-    let doc = daemon.get_json("/api/v1/workspaces");
-    doc["workspaces"]
-        .as_array()
-        .expect("workspaces")
-        .iter()
-        .map(|w| {
-            let field = |k: &str| w[k].as_str().unwrap().to_owned();
-            ((field("path"), field("workspace")), field("status"))
-        })
-        .collect()
-}
-
-/// The scrape configuration of the daemon: every second, job `iacwatch` (the rules match `iacwatch.*`).
-fn prometheus_config(daemon: &Daemon, extra: &str) -> String {
-    format!(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-         scrape_configs:\n  - job_name: iacwatch\n    static_configs:\n      - targets: [\"{}\"]\n{extra}",
-        daemon.address
-    )
-}
-
-/// Prometheus's per-status counts, both ways: summed from the per-workspace state set, and the
-/// precomputed `iacwatch_workspaces`. `Ok` when both equal `want`.
-fn prometheus_agrees(prometheus: &Prometheus, want: &BTreeMap<String, f64>) -> Result<(), String> {
-    let summed = prometheus.by_label(
-        "sum by (status) (iacwatch_workspace_status{job=\"iacwatch\"})",
-        "status",
-    )?;
-    let totals = prometheus.by_label("iacwatch_workspaces{job=\"iacwatch\"}", "status")?;
-    if &summed == want && &totals == want {
-        Ok(())
-    } else {
-        Err(format!(
-            "want {want:?}, sum by (status) (iacwatch_workspace_status) = {summed:?}, iacwatch_workspaces = {totals:?}"
-        ))
-    }
-}
+use crate::support::{self, Daemon, FLEET, promtool_check_metrics, tool};
+use alertmanager::Alertmanager;
+use harness::{
+    Fleet, Prometheus, WAIT, api_counts, api_workspaces, converge, count_alerts, load_fast_rules, loaded_rules,
+    prometheus_agrees, prometheus_config, sample_value, workspace_alerts,
+};
 
 /// Writes a workspace with one managed resource into `staging`, then moves it to `target` at once.
 fn add_workspace(staging: &Path, target: &Path) {
@@ -373,157 +127,6 @@ fn prometheus_counts_equal_the_api_before_and_after_a_change() {
     drop(daemon);
 }
 
-/// A tiny webhook receiver: every request body it gets goes to the channel.
-fn webhook_receiver() -> (String, mpsc::Receiver<String>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-            let Some(body) = read_request_body(&mut stream) else {
-                continue;
-            };
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            if tx.send(body).is_err() {
-                return;
-            }
-        }
-    });
-    (address, rx)
-}
-
-/// Reads one request with a `Content-Length` body (what Alertmanager's webhook sends).
-fn read_request_body(stream: &mut std::net::TcpStream) -> Option<String> {
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            if raw.len() >= end + 4 + length {
-                return Some(String::from_utf8_lossy(&raw[end + 4..end + 4 + length]).into_owned());
-            }
-        }
-        let n = stream.read(&mut buf).ok()?;
-        if n == 0 {
-            return None;
-        }
-        raw.extend_from_slice(&buf[..n]);
-    }
-}
-
-/// A real Alertmanager on a loopback port, delivering every alert to a webhook receiver in the test.
-struct Alertmanager {
-    process: Process,
-    address: String,
-    deliveries: mpsc::Receiver<String>,
-    _dir: TempDir,
-}
-
-impl Alertmanager {
-    fn start(binary: &Path) -> Alertmanager {
-        let (webhook, deliveries) = webhook_receiver();
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("alertmanager.yml");
-        fs::write(
-            &config,
-            format!(
-                "route:\n  receiver: test\n  group_by: [alertname, path]\n  group_wait: 1s\n  group_interval: 1s\n  \
-                 repeat_interval: 1h\nreceivers:\n  - name: test\n    webhook_configs:\n      \
-                 - url: \"http://{webhook}/hook\"\n        send_resolved: false\n"
-            ),
-        )
-        .unwrap();
-        let address = format!("127.0.0.1:{}", free_port());
-        let mut command = Command::new(binary);
-        command.args([
-            format!("--config.file={}", config.display()),
-            format!("--storage.path={}", dir.path().join("data").display()),
-            format!("--web.listen-address={address}"),
-            // Cluster mode off: it would listen on every interface.
-            "--cluster.listen-address=".to_owned(),
-        ]);
-        let mut process = Process::spawn("alertmanager", command, dir.path().join("alertmanager.log"));
-        process.wait_ready(&address, "/-/ready");
-        Alertmanager {
-            process,
-            address,
-            deliveries,
-            _dir: dir,
-        }
-    }
-
-    /// Waits for a webhook delivery of `alert`, firing, for one of `workspaces` (path, workspace) of `root`.
-    fn expect_delivery(&self, alert: &str, root: &str, workspaces: &BTreeSet<(String, String)>) {
-        let deadline = Instant::now() + WAIT;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(body) = self.deliveries.recv_timeout(left) else {
-                panic!(
-                    "no webhook delivery of {alert} within {WAIT:?}; got {seen:#?}\nalertmanager log:\n{}",
-                    self.process.log_text()
-                );
-            };
-            let message: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("webhook body {e}: {body}"));
-            let delivered = message["alerts"].as_array().cloned().unwrap_or_default();
-            let hit = delivered.iter().any(|a| {
-                let label = |k: &str| a["labels"][k].as_str().unwrap_or("").to_owned();
-                a["status"] == "firing"
-                    && label("alertname") == alert
-                    && label("root") == root
-                    && workspaces.contains(&(label("path"), label("workspace")))
-            });
-            if hit {
-                return;
-            }
-            seen.push(message);
-        }
-    }
-}
-
-/// `dashboards/alerts.yml` with its thresholds cut to seconds, so that the alerts fire within a test:
-/// `for: 5m` becomes `for: 2s`, and the status-age thresholds (12 h drifted, 1 h stuck, 3 d apply
-/// needed) become 1 s. Plain string replacement on the real file, so the expressions, labels and
-/// annotations under test are the shipped ones.
-fn fast_rules() -> String {
-    let mut rules = fs::read_to_string(repo().join("dashboards/alerts.yml")).unwrap();
-    for (from, to) in [
-        ("for: 5m", "for: 2s"),
-        ("> 43200", "> 1"),
-        ("> 3600", "> 1"),
-        ("> 259200", "> 1"),
-    ] {
-        assert!(
-            rules.contains(from),
-            "dashboards/alerts.yml has no `{from}` any more: update fast_rules() in this test"
-        );
-        rules = rules.replace(from, to);
-    }
-    rules
-}
-
-/// The workspace alerts of Prometheus, as (alertname, path, workspace) -> (state, the alert).
-fn workspace_alerts(alerts: &[Value]) -> BTreeMap<(String, String, String), (String, Value)> {
-    alerts
-        .iter()
-        .filter(|a| a["labels"]["path"].is_string())
-        .map(|a| {
-            let label = |k: &str| a["labels"][k].as_str().unwrap_or("").to_owned();
-            (
-                (label("alertname"), label("path"), label("workspace")),
-                (a["state"].as_str().unwrap_or("").to_owned(), a.clone()),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn alert_rules_fire_and_dashboard_queries_run_against_a_real_prometheus() {
     let (Some(prometheus_bin), Some(alertmanager_bin)) =
@@ -561,9 +164,7 @@ fn alert_rules_fire_and_dashboard_queries_run_against_a_real_prometheus() {
     let alertmanager = with_alertmanager.then(|| Alertmanager::start(&alertmanager_bin));
 
     let prom_dir = tempfile::tempdir().unwrap();
-    let rules = fast_rules();
-    fs::write(prom_dir.path().join("alerts.yml"), &rules).unwrap();
-    let mut extra = format!("rule_files: [\"{}\"]\n", prom_dir.path().join("alerts.yml").display());
+    let (mut extra, rule_count) = load_fast_rules(prom_dir.path());
     if let Some(am) = &alertmanager {
         extra += &format!(
             "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"{}\"]\n",
@@ -571,14 +172,7 @@ fn alert_rules_fire_and_dashboard_queries_run_against_a_real_prometheus() {
         );
     }
     let prometheus = Prometheus::start(&prometheus_bin, prom_dir.path(), &prometheus_config(&daemon, &extra));
-    let loaded = prometheus.api("/api/v1/rules").unwrap();
-    let loaded: usize = loaded["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| g["rules"].as_array().map_or(0, Vec::len))
-        .sum();
-    assert_eq!(loaded, rules.matches("- alert:").count(), "rules loaded by Prometheus");
+    assert_eq!(loaded_rules(&prometheus), rule_count, "rules loaded by Prometheus");
 
     // The workspace alerts: exactly one per failed, drifted and apply-needed workspace, all firing.
     let mut want = BTreeSet::new();
@@ -606,13 +200,14 @@ fn alert_rules_fire_and_dashboard_queries_run_against_a_real_prometheus() {
             Err(format!("{alerts:#?}"))
         }
     });
-    // No other alert at all: none for the healthy workspaces, none about the exporter.
+    // No other alert at all: none for the healthy workspaces, none about the exporter, and no count
+    // alert: they are silent where per-workspace series exist (so a failure pages once).
     let by_workspace = workspace_alerts(&alerts);
     assert_eq!(by_workspace.keys().cloned().collect::<BTreeSet<_>>(), want);
     assert_eq!(
-        by_workspace.len(),
-        alerts.len(),
-        "alerts without a workspace: {alerts:#?}"
+        count_alerts(&alerts),
+        BTreeMap::new(),
+        "alerts without a workspace (a count alert here would page twice): {alerts:#?}"
     );
     let severities = [
         ("IacwatchWorkspaceFailed", "critical"),
@@ -637,72 +232,49 @@ fn alert_rules_fire_and_dashboard_queries_run_against_a_real_prometheus() {
         );
     }
 
-    // Every PromQL expression of the dashboard runs, and the glance row counts right.
-    let out = Command::new(repo().join("tools/check-dashboard"))
-        .arg("--exprs")
-        .output()
-        .expect("running tools/check-dashboard --exprs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let exprs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(exprs.len() > 10, "{exprs:?}");
-    let counts = fleet.counts();
-    let mut glance = BTreeSet::new();
-    let mut table_checked = false;
-    for e in &exprs {
-        let (panel, expr) = (e["panel"].as_str().unwrap(), e["expr"].as_str().unwrap());
-        let result = prometheus
-            .query(expr)
-            .unwrap_or_else(|err| panic!("dashboard panel {panel:?}: {expr}: {err}"));
-        let single = || {
-            let series = result.as_array().filter(|a| a.len() == 1);
-            let series = series.unwrap_or_else(|| panic!("panel {panel:?}: {expr}: one series expected: {result}"));
-            sample_value(&series[0]["value"]).unwrap()
-        };
-        if let Some(status) = expr
-            .strip_prefix("sum(iacwatch_workspace_status{status=\"")
-            .and_then(|rest| rest.split('"').next())
-        {
-            assert_eq!(single(), counts[status], "glance stat {panel:?}: {expr}");
-            glance.insert(status.to_owned());
-        } else if expr.starts_with("count(iacwatch_workspace_info") {
-            assert_eq!(single(), fleet.expected.len() as f64, "panel {panel:?}: {expr}");
-        } else if expr.starts_with("max by (root, path, workspace, status) (iacwatch_workspace_status") {
-            // The workspaces table: one row per workspace, with its status.
-            let rows: BTreeMap<(String, String), String> = result
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| {
-                    let label = |k: &str| s["metric"][k].as_str().unwrap_or("").to_owned();
-                    ((label("path"), label("workspace")), label("status"))
-                })
-                .collect();
-            assert_eq!(rows, fleet.expected, "panel {panel:?}: {expr}");
-            table_checked = true;
-        }
-    }
-    assert_eq!(glance.len(), STATUSES.len(), "glance stats found: {glance:?}");
-    assert!(table_checked, "no workspaces-table expression found in {exprs:?}");
+    // Every PromQL expression of the dashboard runs; the stats count right and the table has a row
+    // per workspace with its status.
+    let panels = dashboard::read(&prometheus, &[("job", "iacwatch")]);
+    assert_eq!(panels.stats, fleet.counts(), "glance stats");
+    assert_eq!(panels.total, fleet.expected.len() as f64, "Workspaces stat");
+    let instance = daemon.address.clone();
+    let rows: BTreeSet<_> = fleet
+        .expected
+        .iter()
+        .map(|((path, workspace), status)| {
+            (
+                instance.clone(),
+                root.clone(),
+                path.clone(),
+                workspace.clone(),
+                status.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(panels.rows, rows, "workspaces table");
 
     // Alertmanager delivers the failed alert to the webhook.
     if let Some(am) = &alertmanager {
         am.expect_delivery("IacwatchWorkspaceFailed", &root, &fleet.with_status("failed"));
     }
 
-    // Fixed on disk, the alerts clear: the tainted state is replaced by a clean apply's state and
-    // the drift plan is gone.
-    let tainted = fleet.root.join("failed-tainted/ws/terraform.tfstate");
-    let clean = fs::read_to_string(&tainted)
-        .unwrap()
-        .replace("\"status\": \"tainted\",", "");
-    assert!(!clean.contains("tainted"), "the fixture's taint marker was not found");
-    fs::write(&tainted, clean).unwrap();
-    fs::remove_file(fleet.root.join("drifted/ws/plan.json")).unwrap();
+    // Fixed on disk, the alerts clear.
+    fix_and_expect_clear(&fleet, &prometheus);
+    drop(prometheus);
+    drop(alertmanager);
+    drop(daemon);
+}
+
+/// Fixes the failed and the drifted workspace on disk, then waits until no alert about a failed or
+/// drifted status is left (per-workspace and count alerts both carry the `status` label).
+fn fix_and_expect_clear(fleet: &Fleet, prometheus: &Prometheus) {
+    fix_failed_and_drifted(fleet);
     converge(WAIT, "the failed and drifted alerts to clear", || {
-        let alerts = prometheus.alerts()?;
-        let left: Vec<_> = workspace_alerts(&alerts)
-            .into_keys()
-            .filter(|(alert, ..)| alert == "IacwatchWorkspaceFailed" || alert == "IacwatchWorkspaceDrifted")
+        let left: Vec<_> = prometheus
+            .alerts()?
+            .iter()
+            .filter(|a| a["labels"]["status"] == "failed" || a["labels"]["status"] == "drifted")
+            .map(|a| a["labels"].clone())
             .collect();
         if left.is_empty() {
             Ok(())
@@ -710,7 +282,109 @@ fn alert_rules_fire_and_dashboard_queries_run_against_a_real_prometheus() {
             Err(format!("still active: {left:?}"))
         }
     });
+}
+
+/// The tainted state is replaced by a clean apply's state and the drift plan is gone.
+fn fix_failed_and_drifted(fleet: &Fleet) {
+    let tainted = fleet.root.join("failed-tainted/ws/terraform.tfstate");
+    let clean = fs::read_to_string(&tainted)
+        .unwrap()
+        .replace("\"status\": \"tainted\",", "");
+    assert!(!clean.contains("tainted"), "the fixture's taint marker was not found");
+    fs::write(&tainted, clean).unwrap();
+    fs::remove_file(fleet.root.join("drifted/ws/plan.json")).unwrap();
+}
+
+/// Counts only (`--per-workspace-metrics false`, the README's advice for large fleets): no
+/// per-workspace series reach Prometheus, the count rules fire once per status instead, the
+/// dashboard's stats read the counts, and the alerts clear when the files are fixed.
+#[test]
+fn counts_only_mode_fires_the_count_alerts_and_fills_the_stats() {
+    let Some(prometheus_bin) = tool("prometheus/bin/prometheus") else {
+        return;
+    };
+    let fleet = Fleet::new(&FLEET);
+    let daemon = Daemon::start(
+        &[&fleet.root],
+        &["--lock-check-interval", "1s", "--per-workspace-metrics", "false"],
+    );
+    let counts = fleet.counts();
+    assert_eq!(api_counts(&daemon), counts, "the API disagrees with the fixtures");
+    let prom_dir = tempfile::tempdir().unwrap();
+    let (extra, rule_count) = load_fast_rules(prom_dir.path());
+    let prometheus = Prometheus::start(&prometheus_bin, prom_dir.path(), &prometheus_config(&daemon, &extra));
+    assert_eq!(loaded_rules(&prometheus), rule_count, "rules loaded by Prometheus");
+    converge(WAIT, "the counts to reach Prometheus", || {
+        let totals = prometheus.by_label("iacwatch_workspaces{job=\"iacwatch\"}", "status")?;
+        if totals == counts {
+            Ok(())
+        } else {
+            Err(format!("{totals:?}"))
+        }
+    });
+    let per_workspace = prometheus
+        .query("{job=\"iacwatch\", __name__=~\"iacwatch_workspace_.+\"}")
+        .unwrap();
+    assert_eq!(
+        per_workspace.as_array().map(Vec::len),
+        Some(0),
+        "per-workspace series: {per_workspace}"
+    );
+
+    // One count alert per status that has workspaces and an alert: failed, drifted, apply_needed.
+    let instance = daemon.address.clone();
+    let want: BTreeMap<_, _> = [
+        ("IacwatchWorkspacesFailed", "failed"),
+        ("IacwatchWorkspacesDrifted", "drifted"),
+        ("IacwatchWorkspacesApplyNeeded", "apply_needed"),
+    ]
+    .into_iter()
+    .map(|(alert, status)| {
+        assert!(counts[status] > 0.0, "the fleet has no {status} workspace");
+        (
+            (alert.to_owned(), instance.clone(), status.to_owned()),
+            "firing".to_owned(),
+        )
+    })
+    .collect();
+    let alerts = converge(WAIT, "the count alerts to fire", || {
+        let alerts = prometheus.alerts()?;
+        if count_alerts(&alerts) == want {
+            Ok(alerts)
+        } else {
+            Err(format!("{alerts:#?}"))
+        }
+    });
+    assert!(
+        workspace_alerts(&alerts).is_empty(),
+        "per-workspace alerts: {alerts:#?}"
+    );
+    for alert in &alerts {
+        let status = alert["labels"]["status"].as_str().unwrap();
+        assert_eq!(
+            sample_value(&serde_json::json!([0, alert["value"]])),
+            Ok(counts[status]),
+            "{alert:#}"
+        );
+        let summary = alert["annotations"]["summary"].as_str().unwrap_or("");
+        assert!(summary.contains(&instance), "summary names the instance: {alert:#}");
+        let description = alert["annotations"]["description"].as_str().unwrap_or("");
+        assert!(
+            description.contains(&format!("/api/v1/workspaces?status={status}")),
+            "description says where to find the workspaces: {alert:#}"
+        );
+    }
+
+    // The dashboard: every expression runs; the stats and the graph read the counts; the table,
+    // made of per-workspace series, is empty.
+    let panels = dashboard::read(&prometheus, &[("job", "iacwatch")]);
+    assert_eq!(panels.stats, counts, "glance stats");
+    assert_eq!(panels.total, fleet.expected.len() as f64, "Workspaces stat");
+    assert_eq!(panels.per_status, counts, "Workspaces per status");
+    assert!(panels.rows.is_empty(), "workspaces table: {:?}", panels.rows);
+
+    // Fixed on disk, the failed and drifted counts drop to zero and their alerts clear.
+    fix_and_expect_clear(&fleet, &prometheus);
     drop(prometheus);
-    drop(alertmanager);
     drop(daemon);
 }
