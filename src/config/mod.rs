@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 use crate::classify::Policy;
 pub use crate::cli::Format;
 use crate::cli::{Command, CommonArgs, ScanArgs};
-use crate::source::local::discover::DiscoverOptions;
 use crate::model::{Status, parse_status_list};
 use crate::source::local::Root;
+use crate::source::local::discover::DiscoverOptions;
 use crate::wrapper::RunPlan;
 
 pub use run::RunArgsError;
