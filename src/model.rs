@@ -65,7 +65,7 @@ pub struct UnknownStatus {
 }
 
 /// The seven spellings, comma separated, for error messages.
-pub fn valid_statuses() -> String {
+pub(crate) fn valid_statuses() -> String {
     Status::ALL.map(Status::as_str).join(", ")
 }
 

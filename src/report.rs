@@ -303,7 +303,7 @@ impl WorkspaceView {
 
 /// The lock shown for a workspace: the pipeline's when there is one (it knows apply from
 /// destroy), else Terraform's.
-pub fn lock_view(ws: &Workspace) -> Option<LockView> {
+fn lock_view(ws: &Workspace) -> Option<LockView> {
     let e = &ws.evidence;
     let pipeline = e
         .pipeline_lock

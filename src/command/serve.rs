@@ -14,8 +14,8 @@ use crate::source::local::liveness::SystemProbe;
 use crate::source::local::read::STREAM_ABOVE_IN_DAEMON;
 use crate::source::local::scan::Scanner;
 use crate::source::local::watch::Watch;
-use crate::store::{Applied, Writer};
-use crate::workspace::{Known, Sink, Update};
+use crate::store::Writer;
+use crate::store::feed::{Batch, Loop};
 
 pub fn main(config: ServeConfig) -> anyhow::Result<Exit> {
     crate::logging::init(config.log_format, config.log_level)?;
@@ -47,8 +47,8 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         let address = listener.local_addr().context("reading the listen address")?;
         tracing::info!(address = %address, roots = %crate::logging::json(&labels), "serving");
     }
-    let writer = Writer::new();
-    let store = writer.reader();
+    let mut writer_loop = Loop::new(Writer::new());
+    let store = writer_loop.reader();
     let telemetry = Telemetry::default();
     let metrics = Arc::new(crate::metrics::Metrics::new(
         store.clone(),
@@ -74,10 +74,15 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         timing: config.timing,
         stop: stop.clone(),
     };
-    // The watcher's thread is the one loop that writes the store: it owns the writer.
+    let mut feed = writer_loop.feed();
+    // The one loop that writes the store; it ends when the last source is gone.
+    std::thread::Builder::new()
+        .name("iacwatch-store".into())
+        .spawn(move || writer_loop.run(|batch| after(&batch, &telemetry)))
+        .context("starting the store's writer")?;
     let watcher = std::thread::Builder::new()
         .name("iacwatch-watch".into())
-        .spawn(move || watch.run(&mut Daemon { writer, telemetry }))
+        .spawn(move || watch.run(&mut feed))
         .context("starting the watcher")?;
     let roots = config.common.roots.iter().map(|r| r.label.clone()).collect();
     let app = router(AppState { store, metrics, roots });
@@ -128,38 +133,16 @@ async fn shutdown_signal() {
     }
 }
 
-/// The daemon's end of the sources: applies each batch to the store, then logs and counts what
-/// it changed.
-struct Daemon {
-    writer: Writer,
-    telemetry: Telemetry,
+/// What follows each batch: one log line a transition and a newly unreadable artifact, and the
+/// error counter.
+fn after(batch: &Batch<'_>, telemetry: &Telemetry) {
+    log(batch.applied, batch.found_is_news);
+    let kinds: Vec<&'static str> = batch.applied.new_errors.iter().map(|e| e.kind).collect();
+    telemetry.artifact_errors(&kinds);
 }
 
-impl Sink for Daemon {
-    fn send(&mut self, update: Update) {
-        // The first full scan finds every workspace: "found" is news only after it.
-        let log_found = !update.full || self.writer.snapshot().ready;
-        let applied = self.writer.apply(update);
-        log(&applied, log_found);
-        let kinds: Vec<&'static str> = applied.new_errors.iter().map(|e| e.kind).collect();
-        self.telemetry.artifact_errors(&kinds);
-    }
-
-    fn root_up(&mut self, root: &str, up: bool) {
-        self.writer.set_root_up(root, up);
-    }
-
-    fn ready(&mut self) {
-        self.writer.set_ready();
-    }
-
-    fn known(&self) -> Arc<dyn Known> {
-        self.writer.snapshot()
-    }
-}
-
-/// One log line a transition and a newly unreadable artifact.
-fn log(applied: &Applied, log_found: bool) {
+/// The log lines of a batch.
+fn log(applied: &crate::store::Applied, log_found: bool) {
     for t in &applied.transitions {
         let (root, path, workspace) = &t.key;
         match (t.from, t.to) {

@@ -1,7 +1,8 @@
 //! The store: one snapshot of every workspace, written by one loop and read by many.
 //!
-//! The [`Writer`] is owned by the daemon's one writing loop (it is not `Clone`); HTTP, metrics
-//! and the page hold a cloneable [`Reader`]. A batch is applied by building the next snapshot
+//! The [`Writer`] is owned by the daemon's one writing loop (it is not `Clone`; `feed` is that
+//! loop, which sources reach over a channel); HTTP, metrics and the page hold a cloneable
+//! [`Reader`]. A batch is applied by building the next snapshot
 //! aside and then publishing it whole, so a reader never waits for a batch and a scrape sees one
 //! consistent moment: data, readiness and the roots' readability together. A workspace that
 //! disappears takes its series with it.
@@ -20,6 +21,7 @@ use crate::evidence::StateReading;
 use crate::model::{ReasonCode, Status};
 use crate::workspace::{Key, Known, ScanProblem, Update, Workspace};
 
+pub mod feed;
 #[cfg(test)]
 mod tests;
 

@@ -26,7 +26,7 @@ pub struct DiscoverOptions {
 
 /// A directory or file that could not be walked. The scan goes on without it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WalkProblem {
+pub(crate) struct WalkProblem {
     /// Relative to the root.
     pub path: String,
     /// Bounded: `symlink_loop`, `permission_denied`, `io`.
@@ -46,7 +46,7 @@ pub enum RootError {
 }
 
 /// The path of `path` relative to `root`, with `/` separators; `.` for the root itself.
-pub fn relative(root: &Path, path: &Path) -> String {
+pub(crate) fn relative(root: &Path, path: &Path) -> String {
     match path.strip_prefix(root) {
         Ok(rel) if rel.as_os_str().is_empty() => ".".to_owned(),
         Ok(rel) => rel.to_string_lossy().replace('\\', "/"),
@@ -55,7 +55,7 @@ pub fn relative(root: &Path, path: &Path) -> String {
 }
 
 /// Checks that a root can be walked.
-pub fn check_root(root: &Path) -> Result<(), RootError> {
+pub(crate) fn check_root(root: &Path) -> Result<(), RootError> {
     match std::fs::metadata(root) {
         Ok(meta) if meta.is_dir() => match std::fs::read_dir(root) {
             Ok(_) => Ok(()),
@@ -74,7 +74,7 @@ pub fn check_root(root: &Path) -> Result<(), RootError> {
 }
 
 /// Finds the workspace directories under `root` (relative paths, sorted).
-pub fn discover(root: &Path, options: &DiscoverOptions) -> Result<(Vec<String>, Vec<WalkProblem>), RootError> {
+pub(crate) fn discover(root: &Path, options: &DiscoverOptions) -> Result<(Vec<String>, Vec<WalkProblem>), RootError> {
     check_root(root)?;
     let found = Mutex::new(BTreeSet::new());
     let problems = Mutex::new(Vec::new());
@@ -95,7 +95,7 @@ pub fn discover(root: &Path, options: &DiscoverOptions) -> Result<(Vec<String>, 
 
 /// Finds the workspace directories at and below `rel` (a directory relative to `root`). A
 /// directory that no longer exists has none.
-pub fn discover_subtree(root: &Path, rel: &str, options: &DiscoverOptions) -> (Vec<String>, Vec<WalkProblem>) {
+pub(crate) fn discover_subtree(root: &Path, rel: &str, options: &DiscoverOptions) -> (Vec<String>, Vec<WalkProblem>) {
     let start = directory(root, rel);
     if !start.is_dir() {
         return (Vec::new(), Vec::new());
@@ -113,7 +113,7 @@ pub fn discover_subtree(root: &Path, rel: &str, options: &DiscoverOptions) -> (V
 }
 
 /// True when the directory directly holds something that makes it a workspace directory.
-pub fn is_workspace_dir(dir: &Path) -> bool {
+pub(crate) fn is_workspace_dir(dir: &Path) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return false;
     };
@@ -198,6 +198,6 @@ fn walk_problem(root: &Path, err: &walkdir::Error) -> WalkProblem {
 }
 
 /// The directory `rel` (relative to `root`, `.` for the root itself) on disk.
-pub fn directory(root: &Path, rel: &str) -> PathBuf {
+pub(crate) fn directory(root: &Path, rel: &str) -> PathBuf {
     if rel == "." { root.to_owned() } else { root.join(rel) }
 }

@@ -34,7 +34,7 @@ impl Root {
 /// Opens a file for reading without ever blocking: a FIFO or a device where an artifact should be
 /// would block a plain open (or read) forever, so opening does not wait for a writer, and anything
 /// but a regular file is then refused.
-pub fn open_regular(path: &Path) -> std::io::Result<File> {
+pub(crate) fn open_regular(path: &Path) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = fs::OpenOptions::new()
         .read(true)

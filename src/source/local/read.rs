@@ -25,7 +25,7 @@ pub const STREAM_ABOVE_IN_DAEMON: u64 = 32 << 20;
 
 /// One CLI workspace of a directory, with what was read for it.
 #[derive(Clone, Debug)]
-pub struct WorkspaceEvidence {
+pub(crate) struct WorkspaceEvidence {
     pub name: String,
     pub evidence: Evidence,
 }
@@ -33,7 +33,7 @@ pub struct WorkspaceEvidence {
 /// Why a whole directory could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error("{path} cannot be read ({kind})")]
-pub struct DirError {
+pub(crate) struct DirError {
     pub path: String,
     pub kind: std::io::ErrorKind,
 }
@@ -153,7 +153,7 @@ fn to_utc(time: SystemTime) -> DateTime<Utc> {
 
 /// Reads a whole directory. `previous` gives the last good state of a workspace, kept while its
 /// state file is being rewritten.
-pub fn read_directory(
+pub(crate) fn read_directory(
     root: &Path,
     rel: &str,
     stream_above: u64,

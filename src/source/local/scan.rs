@@ -20,7 +20,7 @@ use crate::model::ReasonCode;
 use crate::workspace::{ProblemKind, ScanProblem, Workspace, sort, workspace_id};
 
 /// A walk problem under `root`, as the scan reports it.
-pub fn walk_problem(root: &Root, problem: WalkProblem) -> ScanProblem {
+pub(crate) fn walk_problem(root: &Root, problem: WalkProblem) -> ScanProblem {
     ScanProblem {
         root: root.label.clone(),
         path: problem.path,
@@ -87,7 +87,7 @@ impl Scanner {
 
     /// Reads and classifies one directory's workspaces. `previous` gives the last good state of
     /// a workspace of the directory (by name), kept while its state file settles.
-    pub fn read_dir(
+    pub(crate) fn read_dir(
         &self,
         root: &Root,
         rel: &str,
@@ -145,11 +145,11 @@ impl Scanner {
 }
 
 /// Directories to read again, by root label.
-pub type Dirs = BTreeMap<String, BTreeSet<String>>;
+pub(crate) type Dirs = BTreeMap<String, BTreeSet<String>>;
 
 /// The directories whose state was caught mid-write, and the earliest time one of them is due
 /// to be read again; `None` when no state is settling.
-pub fn settling<'a>(workspaces: impl Iterator<Item = &'a Workspace>) -> Option<(DateTime<Utc>, Dirs)> {
+pub(crate) fn settling<'a>(workspaces: impl Iterator<Item = &'a Workspace>) -> Option<(DateTime<Utc>, Dirs)> {
     let mut dirs = Dirs::new();
     let mut wake: Option<DateTime<Utc>> = None;
     for ws in workspaces.filter(|w| w.verdict.reasons.iter().any(|r| r.code == ReasonCode::StateSettling)) {
@@ -165,7 +165,7 @@ pub fn settling<'a>(workspaces: impl Iterator<Item = &'a Workspace>) -> Option<(
 /// daemon's start: wait until it has settled (three settle times at most) rather than show a
 /// guess. `pending` says what of `target` is settling now; `reread` reads those directories again
 /// into it.
-pub fn settle<T: ?Sized>(
+pub(crate) fn settle<T: ?Sized>(
     settle_time: Duration,
     stop: &dyn Fn() -> bool,
     target: &mut T,

@@ -69,7 +69,6 @@ impl Watch {
             }
             group.0.insert(path);
         }
-        drop(known);
         for (index, (dirs, workspaces)) in by_root {
             sink.send(Update {
                 root: self.roots[index].label.clone(),

@@ -1,4 +1,5 @@
-//! The watcher: keeps the store current after the first full scan.
+//! The watcher: the local source of the daemon. A first full scan, then every change, goes to a
+//! `Sink` (the daemon's store writer) as one batch; the watcher never sees the store itself.
 //!
 //! File events are hints, never facts: a changed path is mapped to the workspace directory it
 //! belongs to, and that directory alone is read again once it has been quiet for a moment (so a
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use notify::event::{EventKind, ModifyKind};
+use rayon::prelude::*;
 
 use self::hint::{Hint, hint_for, outermost, relevant, root_of};
 use self::roots::{Events, Watchers};
@@ -27,7 +29,6 @@ use super::discover::{self, discover_subtree, is_workspace_dir, relative};
 use super::scan::{Scanner, settle, settling, walk_problem};
 use crate::metrics::Telemetry;
 use crate::workspace::{Key, Known, ScanKind, ScanProblem, Scope, Sink, Update, Workspace, is_within};
-use rayon::prelude::*;
 
 /// Timing of the watcher.
 #[derive(Clone, Copy, Debug)]
@@ -261,7 +262,6 @@ impl Watch {
                 self.scanner.read_dir(root, rel, now, &previous)
             })
             .collect();
-        drop(known);
         let mut workspaces = Vec::new();
         for item in read {
             match item {
