@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -31,7 +32,8 @@ pub const FLEET: [&str; 6] = [
 /// The planted secret: it is in fixture states and plans, and must never come out.
 pub const CANARY: &str = "CANARY-7f3a9c2e-do-not-leak";
 
-/// Under `CI=true` a missing tool fails the test; elsewhere the test is skipped with a note.
+/// Under `CI=true` a missing tool fails the test; elsewhere the test is skipped: it says so on
+/// stderr, and the run ends with a list of every test skipped (see `skip`).
 pub fn tool(relative: &str) -> Option<PathBuf> {
     let path = repo().join(".tools").join(relative);
     if path.exists() {
@@ -42,7 +44,45 @@ pub fn tool(relative: &str) -> Option<PathBuf> {
         panic!("{} is missing under CI=true: {hint}", path.display());
     }
     eprintln!("skipped: {} is missing ({hint})", path.display());
+    skip(&format!(".tools/{relative} is missing"));
     None
+}
+
+/// The tests skipped so far, each with why, for the list printed when the run ends.
+static SKIPPED: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+/// Records that the running test skips (it returns early and libtest shows it as `ok`): when the
+/// test binary exits, after libtest's own summary, a list of the skipped tests and their reasons
+/// goes to stderr, so a run without the tools never reads as a full pass.
+pub fn skip(why: &str) {
+    static AT_EXIT: Once = Once::new();
+    AT_EXIT.call_once(|| {
+        // SAFETY: `print_skipped` is an `extern "C" fn()` that neither unwinds nor needs anything
+        // that exit(3) has already torn down (stderr is unbuffered).
+        unsafe { nix::libc::atexit(print_skipped) };
+    });
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let mut skipped = SKIPPED.lock().unwrap_or_else(|e| e.into_inner());
+    match skipped.iter_mut().find(|(name, _)| *name == test) {
+        Some((_, reasons)) => *reasons = format!("{reasons}; {why}"),
+        None => skipped.push((test, why.to_owned())),
+    }
+}
+
+extern "C" fn print_skipped() {
+    let mut skipped = std::mem::take(&mut *SKIPPED.lock().unwrap_or_else(|e| e.into_inner()));
+    if skipped.is_empty() {
+        return;
+    }
+    skipped.sort();
+    eprintln!(
+        "\nSKIPPED {} test(s), counted as passed above: tools/test (or a tools/install-* script) \
+         installs what they need; under CI=true a missing tool fails the test",
+        skipped.len()
+    );
+    for (test, why) in skipped {
+        eprintln!("    {test}: {why}");
+    }
 }
 
 /// Copies a tree without following symbolic links.
