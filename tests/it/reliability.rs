@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{CANARY, Daemon, http_get, iacwatch, load_scenario_at};
+use crate::support::{CANARY, Daemon, eventually, http_get, iacwatch, load_scenario_at};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -215,17 +215,28 @@ fn text_log_of(root: &Path) -> String {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut out = String::new();
-        let _ = stderr.read_to_string(&mut out);
-        out
+    let stderr = child.stderr.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+        })
+    };
+    // The first full scan reads every file of the tree: its trace is what could leak.
+    eventually(Duration::from_secs(30), "the daemon's first full scan", || {
+        seen.lock().unwrap().contains("first full scan done").then_some(())
     });
-    std::thread::sleep(Duration::from_secs(3));
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let _ = child.wait();
-    let out = reader.join().unwrap();
+    reader.join().unwrap();
+    let out = std::mem::take(&mut *seen.lock().unwrap());
     assert!(out.contains("serving"), "{out}");
     out
 }
@@ -398,15 +409,27 @@ fn hostile_ids_never_touch_the_file_system() {
     );
     let pid = daemon_pid(&daemon);
     let trace = tempfile::NamedTempFile::new().unwrap();
-    let strace = std::process::Command::new("strace")
+    let mut strace = std::process::Command::new("strace")
         .args(["-f", "-qq", "-e", "trace=%file", "-o"])
         .arg(trace.path())
         .args(["-p", &pid.to_string()])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Attached when the first request shows up in the trace.
-    std::thread::sleep(Duration::from_millis(500));
+    // Attached once every thread of the daemon has a tracer (`-f` attaches them one by one), or
+    // strace gave up (it cannot trace here: see below).
+    eventually(Duration::from_secs(10), "strace to attach to every thread", || {
+        let traced = fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .flatten()
+            .all(|task| {
+                let status = fs::read_to_string(task.path().join("status")).unwrap_or_default();
+                status
+                    .lines()
+                    .any(|l| l.starts_with("TracerPid:") && l.trim_end() != "TracerPid:\t0")
+            });
+        (traced || strace.try_wait().unwrap().is_some()).then_some(())
+    });
     for id in [
         "..%2f..%2fetc%2fpasswd",
         "%2e%2e",
@@ -417,7 +440,8 @@ fn hostile_ids_never_touch_the_file_system() {
         let (code, _) = http_get(&daemon.address, &format!("/api/v1/workspaces/{id}")).unwrap();
         assert_eq!(code, 404);
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // Every answer is in, so the daemon's work for them is done; strace writes out what it saw
+    // when SIGINT detaches it.
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(strace.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -627,8 +651,14 @@ fn in_place_rewrites_never_flap_and_a_killed_writer_is_caught() {
         );
     }
     let took = started.elapsed();
-    // The last write settles, then the recorder stops.
-    std::thread::sleep(Duration::from_secs(1));
+    // The recorder runs on until the daemon has read the last write.
+    let last = (rewrites + 1) as u64;
+    eventually(Duration::from_secs(15), "the daemon to read the last rewrite", || {
+        all_workspaces(&daemon)
+            .iter()
+            .any(|w| w["path"] == "big" && w["state"]["serial"] == last)
+            .then_some(())
+    });
     let seen = recorder.finish();
     assert!(
         seen.iter()

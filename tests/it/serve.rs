@@ -127,6 +127,9 @@ fn serve_reports_the_tree_and_follows_every_kind_of_change() {
         std::thread::sleep(Duration::from_millis(5));
         fs::write(&state, &good).unwrap();
     }
+    // A writer that leaves the file truncated for a while, shorter than the settle time: a fixed
+    // wait on purpose, as the point is what the daemon does NOT do meanwhile (the loop below
+    // checks it until `watch_until`, a bounded window).
     fs::write(&state, &good[..good.len() / 2]).unwrap();
     std::thread::sleep(Duration::from_millis(400));
     fs::write(&state, &good).unwrap();
