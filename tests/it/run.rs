@@ -4,6 +4,7 @@
 //! in CI.
 
 use std::fs;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Output, Stdio};
 use std::time::Duration;
@@ -178,7 +179,7 @@ fn sigkill_of_the_wrapper_leaves_its_lock_and_the_workspace_is_failed() {
     wrapper.kill().unwrap();
     wrapper.wait().unwrap();
     assert!(ws.marker("lock.json").exists());
-    // Terraform itself runs on to its end (it is not in the wrapper's process group).
+    // The wrapper's guardian stops Terraform; nobody removes the wrapper's lock.
     let scanned = eventually(LONG, "scan to show failed with dead_pipeline", || {
         let scanned = ws.scan();
         (scanned["status"] == "failed").then_some(scanned)
@@ -467,4 +468,70 @@ fn serve_shows_failed_within_seconds_when_a_wrapped_apply_is_killed() {
     let codes = reasons(&failed);
     assert!(codes.contains(&"dead_pipeline".to_owned()), "{failed:#}");
     assert!(codes.contains(&"dead_lock".to_owned()), "{failed:#}");
+}
+
+/// The processes of process group `group` that are alive (zombies are not: they only wait to be
+/// reaped).
+fn live_members(group: i32) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid pgrp ...: the command may hold spaces and parentheses.
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(2) == Some(&group.to_string().as_str()) && fields.first() != Some(&"Z") {
+            out.push(format!("{head})"));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_killed_ci_job_stops_terraform_gracefully_and_serve_shows_failed_within_seconds() {
+    let Some(ws) = Workspace::new(SLOW_CREATE_DEAF_TO_SIGINT) else {
+        return;
+    };
+    let daemon = crate::support::Daemon::start(&[ws.path()], &["--lock-check-interval", "1s"]);
+    // The CI job: the wrapper leads a process group of its own, as a runner's job shell does.
+    let mut job = ws.wrapper("provision", &[], APPLY);
+    job.process_group(0);
+    let mut wrapper = ws.spawn(job, "apply.log");
+    eventually(LONG, "the slow provisioner to start", || {
+        ws.log("apply.log").contains("Executing").then_some(())
+    });
+    let terraform = children(wrapper.id())
+        .into_iter()
+        .find(|pid| fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe.ends_with("terraform")))
+        .expect("Terraform runs under the wrapper");
+    assert!(
+        !live_members(terraform).is_empty(),
+        "Terraform leads its own process group"
+    );
+
+    // The runner cancels the job: SIGKILL to the job's process group.
+    kill(Pid::from_raw(-(wrapper.id() as i32)), Signal::SIGKILL).unwrap();
+    wrapper.wait().unwrap();
+    let started = std::time::Instant::now();
+    let failed = eventually(Duration::from_secs(10), "serve to show failed", || {
+        let served = served_status(&daemon);
+        (served["status"] == "failed").then_some(served)
+    });
+    eprintln!("killed job seen as failed after {:?}", started.elapsed());
+    assert!(reasons(&failed).contains(&"dead_pipeline".to_owned()), "{failed:#}");
+    eventually(Duration::from_secs(10), "no Terraform process left", || {
+        live_members(terraform).is_empty().then_some(())
+    });
+    let log = ws.log("apply.log");
+    assert!(
+        log.contains("Interrupt received") && log.contains("Gracefully shutting down"),
+        "Terraform was not stopped gracefully:\n{log}"
+    );
+    let state: Value = serde_json::from_slice(&fs::read(ws.path().join("terraform.tfstate")).unwrap())
+        .expect("the state is valid JSON after the stop");
+    assert!(state["resources"].is_array());
+    assert!(!ws.path().join(".terraform.tfstate.lock.info").exists());
 }

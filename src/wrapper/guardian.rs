@@ -1,0 +1,151 @@
+//! The guardian: a small process that outlives the wrapper, so that the death of a CI job stops
+//! CMD too.
+//!
+//! In CI mode CMD leads a process group of its own (see `supervise`), so a runner that kills the
+//! job's process group with SIGKILL ends the wrapper but not CMD: Terraform would apply on,
+//! orphaned, outside the job that was cancelled. `PR_SET_PDEATHSIG` does not cover it: it reaches
+//! only the direct child (Terraform 1.0's panicwrap parent ignores SIGINT, a shell running
+//! `terraform` passes nothing on) and it fires when the spawning thread ends, not the process.
+//!
+//! So the wrapper forks a guardian into a process group of its own, beside CMD's, and keeps the
+//! only write end of a pipe whose read end the guardian blocks on. The kernel closes that end when
+//! the wrapper dies, however it dies. The wrapper writes one byte per message:
+//! - `i`: it passed an interrupt on to CMD's group (Terraform exits at once, without cleaning up,
+//!   on a second one, so the guardian then does not send its own first one);
+//! - `d`: CMD ended; the guardian exits.
+//!
+//! End of file without `d`: the wrapper is gone. The guardian sends SIGINT to CMD's group (unless
+//! it was passed on already), gives it `GRACE` to stop as Terraform does on Ctrl-C (in-flight
+//! operations finish, the state is written, the lock released), then SIGTERM, and SIGKILL after
+//! `LAST_WORD` to whatever is left, and exits.
+//!
+//! The guardian is a `fork` without `exec`: after the fork it calls only async-signal-safe
+//! functions (close, setpgid, dup2, signal, read, kill, nanosleep, _exit), so it is sound even if
+//! the wrapper had other threads, and it needs no program of its own.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::libc;
+use nix::sys::wait::waitpid;
+use nix::unistd::{ForkResult, Pid, fork};
+
+/// How long CMD's group has after the guardian's SIGINT before it gets SIGTERM.
+pub const GRACE: Duration = Duration::from_secs(60);
+/// How long it has after SIGTERM before SIGKILL.
+pub const LAST_WORD: Duration = Duration::from_secs(10);
+
+const INTERRUPTED: u8 = b'i';
+const DONE: u8 = b'd';
+const POLL: Duration = Duration::from_millis(100);
+
+/// The wrapper's side of a running guardian. Dropping it tells the guardian that CMD ended.
+pub struct Guardian {
+    tell: Option<File>,
+    pid: Pid,
+}
+
+impl Guardian {
+    /// Forks the guardian of process group `group` (CMD's, led by CMD).
+    pub fn start(group: Pid) -> io::Result<Guardian> {
+        // Close-on-exec: no program started later holds the write end open.
+        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+        let devnull = OwnedFd::from(File::options().read(true).write(true).open("/dev/null")?);
+        // SAFETY: the child runs only `guard`, which calls async-signal-safe functions and never
+        // returns; the parent goes on as before.
+        match unsafe { fork() }? {
+            ForkResult::Child => guard(read.as_raw_fd(), write.as_raw_fd(), devnull.as_raw_fd(), group),
+            ForkResult::Parent { child } => Ok(Guardian {
+                tell: Some(File::from(write)),
+                pid: child,
+            }),
+        }
+    }
+
+    /// The wrapper passed an interrupt on to CMD's group.
+    pub fn interrupted(&mut self) {
+        self.send(INTERRUPTED);
+    }
+
+    fn send(&mut self, message: u8) {
+        if let Some(tell) = &mut self.tell
+            && tell.write_all(&[message]).is_err()
+        {
+            // The guardian is gone: nothing is left to tell.
+            self.tell = None;
+        }
+    }
+}
+
+impl Drop for Guardian {
+    fn drop(&mut self) {
+        self.send(DONE);
+        self.tell = None;
+        // Reaps it; it exits as soon as it has read `DONE`.
+        let _ = waitpid(self.pid, None);
+    }
+}
+
+/// The guardian's life after the fork.
+fn guard(read: RawFd, write: RawFd, devnull: RawFd, group: Pid) -> ! {
+    // SAFETY: every call is async-signal-safe and works on plain integers and a stack buffer.
+    unsafe {
+        libc::close(write);
+        // Out of the wrapper's process group, which is what a runner kills.
+        libc::setpgid(0, 0);
+        // The job's log must not stay open because of the guardian.
+        for fd in 0..=2 {
+            libc::dup2(devnull, fd);
+        }
+        libc::close(devnull);
+        // The wrapper's handlers write to the wrapper's self-pipe: not for the guardian.
+        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGCHLD] {
+            libc::signal(signal, libc::SIG_DFL);
+        }
+        let mut interrupted = false;
+        loop {
+            let mut byte = 0u8;
+            let n = libc::read(read, (&raw mut byte).cast(), 1);
+            if n == 1 && byte == DONE {
+                libc::_exit(0);
+            } else if n == 1 {
+                interrupted |= byte == INTERRUPTED;
+            } else if n == 0 || Errno::last() != Errno::EINTR {
+                break;
+            }
+        }
+        let group = -group.as_raw();
+        if !interrupted {
+            libc::kill(group, libc::SIGINT);
+        }
+        if !gone_within(group, GRACE) {
+            libc::kill(group, libc::SIGTERM);
+            if !gone_within(group, LAST_WORD) {
+                libc::kill(group, libc::SIGKILL);
+            }
+        }
+        libc::_exit(0)
+    }
+}
+
+/// Whether no process is left in the group (`-group`) within `limit`. Async-signal-safe.
+fn gone_within(group: libc::pid_t, limit: Duration) -> bool {
+    let pause = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: POLL.as_nanos() as libc::c_long,
+    };
+    for _ in 0..limit.as_millis() / POLL.as_millis() {
+        // SAFETY: kill with signal 0 only checks; nanosleep reads a valid timespec.
+        unsafe {
+            if libc::kill(group, 0) == -1 && Errno::last() == Errno::ESRCH {
+                return true;
+            }
+            libc::nanosleep(&pause, std::ptr::null_mut());
+        }
+    }
+    false
+}
