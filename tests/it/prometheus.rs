@@ -16,7 +16,7 @@ use iacwatch::model::Status;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::support::{self, Daemon, FLEET, free_port, http_get, promtool_check_metrics, repo, tool, url_encode};
+use crate::support::{self, Daemon, FLEET, Fleet, free_port, http_get, promtool_check_metrics, repo, tool, url_encode};
 
 const STATUSES: [&str; 7] = [
     Status::Destroying.as_str(),
@@ -162,65 +162,6 @@ fn sample_value(sample: &Value) -> Result<f64, String> {
         .as_str()
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| format!("not a sample: {sample}"))
-}
-
-/// One temporary root holding several fixture scenarios, each in a folder of its name.
-struct Fleet {
-    dir: TempDir,
-    /// `dir/root`: the root the daemon watches.
-    root: PathBuf,
-    /// (path relative to the root, CLI workspace) -> status, from the scenarios' expectations.
-    expected: BTreeMap<(String, String), String>,
-}
-
-impl Fleet {
-    fn new(names: &[&str]) -> Fleet {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("root");
-        fs::create_dir(&root).unwrap();
-        let mut expected = BTreeMap::new();
-        for name in names {
-            let tree = support::load_scenario(name);
-            let target = root.join(name);
-            support::copy_tree(tree.root(), &target);
-            // copy_tree does not keep modification times, and the classifier compares them.
-            let (dirs, files): (Vec<_>, Vec<_>) = tree
-                .scenario
-                .mtimes
-                .iter()
-                .partition(|(rel, _)| target.join(rel).is_dir());
-            for (rel, time) in files.into_iter().chain(dirs) {
-                if target.join(rel).symlink_metadata().is_ok() {
-                    support::set_mtime(&target.join(rel), *time);
-                }
-            }
-            for e in &tree.scenario.expect {
-                expected.insert((format!("{name}/{}", e.path), e.workspace.clone()), e.status.clone());
-            }
-        }
-        Fleet { dir, root, expected }
-    }
-
-    /// The root as the daemon labels it: as given on its command line.
-    fn root_label(&self) -> String {
-        self.root.to_str().unwrap().to_owned()
-    }
-
-    fn counts(&self) -> BTreeMap<String, f64> {
-        let mut counts: BTreeMap<String, f64> = STATUSES.iter().map(|s| (s.to_string(), 0.0)).collect();
-        for status in self.expected.values() {
-            *counts.get_mut(status).unwrap() += 1.0;
-        }
-        counts
-    }
-
-    fn with_status(&self, status: &str) -> BTreeSet<(String, String)> {
-        self.expected
-            .iter()
-            .filter(|(_, s)| *s == status)
-            .map(|(k, _)| k.clone())
-            .collect()
-    }
 }
 
 /// The API's `counts`, as numbers.

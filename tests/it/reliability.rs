@@ -15,42 +15,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{CANARY, Daemon, eventually, http_get, iacwatch, load_scenario_at};
+use crate::support::{
+    CANARY, Daemon, eventually, http_get, iacwatch, load_scenario_at, status_of, wait_status, workspaces,
+};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn all_workspaces(daemon: &Daemon) -> Vec<Value> {
-    daemon.get_json("/api/v1/workspaces")["workspaces"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-/// Status of the default workspace at `path`, `None` when it is not listed.
-fn status_of(daemon: &Daemon, path: &str) -> Option<String> {
-    all_workspaces(daemon)
-        .iter()
-        .find(|w| w["path"] == path && w["workspace"] == "default")
-        .map(|w| w["status"].as_str().unwrap().to_owned())
-}
-
-fn wait_status(daemon: &Daemon, path: &str, want: Option<&str>, within: Duration) {
-    let started = Instant::now();
-    loop {
-        let now = status_of(daemon, path);
-        if now.as_deref() == want {
-            return;
-        }
-        if started.elapsed() > within {
-            panic!(
-                "{path} is {now:?}, not {want:?}, after {within:?}\nlog:\n{}",
-                daemon.log.lock().unwrap().join("\n")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -141,7 +111,7 @@ fn canary_never_leaves_the_program() {
     ] {
         seen.push((path.to_owned(), daemon.get(path)));
     }
-    let workspaces = all_workspaces(&daemon);
+    let workspaces = workspaces(&daemon, "");
     assert!(workspaces.len() >= 7, "{workspaces:#?}");
     for ws in &workspaces {
         let id = ws["id"].as_str().unwrap();
@@ -616,7 +586,7 @@ impl StatusRecorder {
 }
 
 fn id_of(daemon: &Daemon, path: &str) -> String {
-    all_workspaces(daemon)
+    workspaces(daemon, "")
         .iter()
         .find(|w| w["path"] == path)
         .unwrap_or_else(|| panic!("{path} is not listed"))["id"]
@@ -654,7 +624,7 @@ fn in_place_rewrites_never_flap_and_a_killed_writer_is_caught() {
     // The recorder runs on until the daemon has read the last write.
     let last = (rewrites + 1) as u64;
     eventually(Duration::from_secs(15), "the daemon to read the last rewrite", || {
-        all_workspaces(&daemon)
+        workspaces(&daemon, "")
             .iter()
             .any(|w| w["path"] == "big" && w["state"]["serial"] == last)
             .then_some(())
@@ -670,7 +640,7 @@ fn in_place_rewrites_never_flap_and_a_killed_writer_is_caught() {
     // A writer killed half-way: unreadable once settled, right again after a good write.
     rewrite_in_place(&big.join("terraform.tfstate"), &big_state(4000, 9999), 16, Some(8));
     wait_status(&daemon, "big", Some("failed"), Duration::from_secs(10));
-    let ws = all_workspaces(&daemon)
+    let ws = workspaces(&daemon, "")
         .into_iter()
         .find(|w| w["path"] == "big")
         .unwrap();
@@ -733,7 +703,7 @@ fn bursts_renames_vanishing_roots_and_loops_leave_the_daemon_right() {
 fn eventually_gone(daemon: &Daemon, root: &Path) {
     let label = root.display().to_string();
     crate::support::eventually(Duration::from_secs(15), "the deleted root's workspaces to go", || {
-        all_workspaces(daemon)
+        workspaces(daemon, "")
             .iter()
             .all(|w| w["root"] != label.as_str())
             .then_some(())
