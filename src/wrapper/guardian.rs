@@ -20,8 +20,8 @@
 //! `LAST_WORD` to whatever is left, and exits.
 //!
 //! The guardian is a `fork` without `exec`: after the fork it calls only async-signal-safe
-//! functions (close, setpgid, dup2, signal, read, kill, nanosleep, _exit), so it is sound even if
-//! the wrapper had other threads, and it needs no program of its own.
+//! functions (close, setpgid, dup2, signal, pthread_sigmask, read, kill, nanosleep, _exit), so it
+//! is sound even if the wrapper had other threads, and it needs no program of its own.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -31,6 +31,7 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::libc;
+use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Pid, fork};
 
@@ -55,15 +56,28 @@ impl Guardian {
         // Close-on-exec: no program started later holds the write end open.
         let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
         let devnull = OwnedFd::from(File::options().read(true).write(true).open("/dev/null")?);
+        // Until the child has dropped the wrapper's handlers, a signal must not run them there:
+        // they would write into the wrapper's self-pipe, as if the wrapper had been signalled.
+        let previous = SigSet::all().thread_swap_mask(SigmaskHow::SIG_BLOCK)?;
         // SAFETY: the child runs only `guard`, which calls async-signal-safe functions and never
         // returns; the parent goes on as before.
-        match unsafe { fork() }? {
-            ForkResult::Child => guard(read.as_raw_fd(), write.as_raw_fd(), devnull.as_raw_fd(), group),
-            ForkResult::Parent { child } => Ok(Guardian {
-                tell: Some(File::from(write)),
-                pid: child,
-            }),
-        }
+        let forked = match unsafe { fork() } {
+            Ok(ForkResult::Child) => guard(
+                read.as_raw_fd(),
+                write.as_raw_fd(),
+                devnull.as_raw_fd(),
+                group,
+                &previous,
+            ),
+            Ok(ForkResult::Parent { child }) => Ok(child),
+            Err(e) => Err(e),
+        };
+        // Signals that came meanwhile are delivered now.
+        previous.thread_set_mask()?;
+        Ok(Guardian {
+            tell: Some(File::from(write)),
+            pid: forked?,
+        })
     }
 
     /// The wrapper passed an interrupt on to CMD's group.
@@ -91,7 +105,7 @@ impl Drop for Guardian {
 }
 
 /// The guardian's life after the fork.
-fn guard(read: RawFd, write: RawFd, devnull: RawFd, group: Pid) -> ! {
+fn guard(read: RawFd, write: RawFd, devnull: RawFd, group: Pid, mask: &SigSet) -> ! {
     // SAFETY: every call is async-signal-safe and works on plain integers and a stack buffer.
     unsafe {
         libc::close(write);
@@ -106,6 +120,7 @@ fn guard(read: RawFd, write: RawFd, devnull: RawFd, group: Pid) -> ! {
         for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGCHLD] {
             libc::signal(signal, libc::SIG_DFL);
         }
+        libc::pthread_sigmask(libc::SIG_SETMASK, mask.as_ref(), std::ptr::null_mut());
         let mut interrupted = false;
         loop {
             let mut byte = 0u8;
