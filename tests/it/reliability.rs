@@ -368,7 +368,7 @@ fn oversized_requests_and_path_tricks_and_odd_methods() {
 #[test]
 fn hostile_ids_never_touch_the_file_system() {
     if std::process::Command::new("strace").arg("-V").output().is_err() {
-        eprintln!("skipped: strace is not installed");
+        crate::support::skip("strace is not installed");
         return;
     }
     let root = small_tree();
@@ -419,7 +419,7 @@ fn hostile_ids_never_touch_the_file_system() {
     let output = strace.wait_with_output().unwrap();
     let traced = fs::read_to_string(trace.path()).unwrap();
     if traced.is_empty() && !text(&output.stderr).is_empty() {
-        eprintln!("skipped: strace cannot attach here: {}", text(&output.stderr));
+        crate::support::skip(&format!("strace cannot attach here: {}", text(&output.stderr)));
         return;
     }
     for needle in ["passwd", "shadow", "environ", "/etc"] {

@@ -42,11 +42,12 @@ pub fn tool(relative: &str) -> Option<PathBuf> {
     if path.exists() {
         return Some(path);
     }
-    let hint = "run tools/test (or the tools/install-* script) to install it";
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{} is missing under CI=true: {hint}", path.display());
+        panic!(
+            "{} is missing under CI=true: run tools/test (or the tools/install-* script) to install it",
+            path.display()
+        );
     }
-    eprintln!("skipped: {} is missing ({hint})", path.display());
     skip(&format!(".tools/{relative} is missing"));
     None
 }
@@ -54,10 +55,11 @@ pub fn tool(relative: &str) -> Option<PathBuf> {
 /// The tests skipped so far, each with why, for the list printed when the run ends.
 static SKIPPED: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
 
-/// Records that the running test skips (it returns early and libtest shows it as `ok`): when the
-/// test binary exits, after libtest's own summary, a list of the skipped tests and their reasons
-/// goes to stderr, so a run without the tools never reads as a full pass.
+/// Says that the running test skips (it returns early, or leaves a part out, and libtest shows it
+/// as `ok`): at once, and again when the test binary exits, after libtest's own summary, in a list
+/// of the skipped tests and their reasons, so a run without the tools never reads as a full pass.
 pub fn skip(why: &str) {
+    eprintln!("skipped: {why}");
     static AT_EXIT: Once = Once::new();
     AT_EXIT.call_once(|| {
         // SAFETY: `print_skipped` is an `extern "C" fn()` that neither unwinds nor needs anything
