@@ -16,7 +16,9 @@ use iacwatch::model::Status;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::support::{self, Daemon, FLEET, Fleet, free_port, http_get, promtool_check_metrics, repo, tool, url_encode};
+use crate::support::{
+    self, Daemon, FLEET, Fleet, converge, free_port, http_get, promtool_check_metrics, repo, tool, url_encode,
+};
 
 const STATUSES: [&str; 7] = [
     Status::Destroying.as_str(),
@@ -30,21 +32,6 @@ const STATUSES: [&str; 7] = [
 
 /// How long anything may take to converge (a scrape and a rule evaluation are 1 s apart).
 const WAIT: Duration = Duration::from_secs(30);
-
-/// Polls `check` every 100 ms until it returns `Ok`; after `timeout`, panics with `what` and the
-/// last error it returned.
-fn converge<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check() {
-            Ok(value) => return value,
-            Err(last) if Instant::now() >= deadline => {
-                panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
-}
 
 /// A child process that is killed when the test ends, however it ends.
 struct Process {

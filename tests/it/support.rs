@@ -224,15 +224,26 @@ pub fn check_golden(path: &Path, actual: &str) -> Result<(), String> {
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
 pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    poll(timeout, || check().ok_or(())).unwrap_or_else(|()| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
+/// Polls `check` until it returns `Ok`; after `timeout`, panics with `what` and the last error it
+/// returned.
+pub fn converge<T>(timeout: Duration, what: &str, check: impl FnMut() -> Result<T, String>) -> T {
+    poll(timeout, check)
+        .unwrap_or_else(|last| panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}"))
+}
+
+/// The one polling loop of the tests: `check` every 50 ms until it returns `Ok`, or its last `Err`
+/// once `timeout` has passed.
+pub fn poll<T, E>(timeout: Duration, mut check: impl FnMut() -> Result<T, E>) -> Result<T, E> {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(value) = check() {
-            return value;
+        match check() {
+            Ok(value) => return Ok(value),
+            Err(last) if Instant::now() >= deadline => return Err(last),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
         }
-        if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -404,16 +415,17 @@ pub fn status_of(daemon: &Daemon, path: &str) -> Option<String> {
 /// `within`; how long it took. The panic shows the list and the daemon's log.
 pub fn wait_status(daemon: &Daemon, path: &str, want: Option<&str>, within: Duration) -> Duration {
     let started = Instant::now();
-    while status_of(daemon, path).as_deref() != want {
-        if started.elapsed() > within {
-            panic!(
-                "{path} is not {want:?} after {within:?}: {:#?}\ndaemon log:\n{}",
-                workspaces(daemon, ""),
-                daemon.log.lock().unwrap().join("\n")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    poll(within, || {
+        let now = status_of(daemon, path);
+        if now.as_deref() == want { Ok(()) } else { Err(now) }
+    })
+    .unwrap_or_else(|now| {
+        panic!(
+            "{path} is {now:?}, not {want:?}, after {within:?}: {:#?}\ndaemon log:\n{}",
+            workspaces(daemon, ""),
+            daemon.log.lock().unwrap().join("\n")
+        )
+    });
     started.elapsed()
 }
 
