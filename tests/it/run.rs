@@ -142,9 +142,7 @@ fn sigterm_to_the_wrapper_stops_terraform_gracefully_and_the_run_is_cancelled() 
         return;
     };
     let mut wrapper = ws.spawn(ws.wrapper("provision", &[], APPLY), "apply.log");
-    eventually(LONG, "the slow provisioner to start", || {
-        ws.log("apply.log").contains("Executing").then_some(())
-    });
+    deaf_provisioner_started(&wrapper);
     kill(Pid::from_raw(wrapper.id() as i32), Signal::SIGTERM).unwrap();
     let status = eventually(Duration::from_secs(30), "the wrapper to end after SIGTERM", || {
         wrapper.try_wait().unwrap()
@@ -471,7 +469,7 @@ fn serve_shows_failed_within_seconds_when_a_wrapped_apply_is_killed() {
 }
 
 /// The processes of process group `group` that are alive (zombies are not: they only wait to be
-/// reaped).
+/// reaped), as `pid (command)`.
 fn live_members(group: i32) -> Vec<String> {
     let mut out = Vec::new();
     for entry in fs::read_dir("/proc").unwrap().flatten() {
@@ -490,6 +488,29 @@ fn live_members(group: i32) -> Vec<String> {
     out
 }
 
+/// Once the slow provisioner of `SLOW_CREATE_DEAF_TO_SIGINT` runs with SIGINT ignored: the process
+/// group Terraform leads under the wrapper. Before that moment ("Executing" is printed just before
+/// the shell starts) a SIGINT could still kill the provisioner's shell.
+fn deaf_provisioner_started(wrapper: &Child) -> i32 {
+    eventually(LONG, "the provisioner to run with SIGINT ignored", || {
+        let terraform = children(wrapper.id())
+            .into_iter()
+            .find(|pid| fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe.ends_with("terraform")))?;
+        live_members(terraform)
+            .iter()
+            .filter(|member| member.ends_with("(sleep)"))
+            .filter_map(|member| member.split_once(' '))
+            .any(|(pid, _)| {
+                let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                let ignored = status.lines().find_map(|l| l.strip_prefix("SigIgn:"));
+                ignored
+                    .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+                    .is_some_and(|mask| mask & (1 << (Signal::SIGINT as i32 - 1)) != 0)
+            })
+            .then_some(terraform)
+    })
+}
+
 #[test]
 fn a_killed_ci_job_stops_terraform_gracefully_and_serve_shows_failed_within_seconds() {
     let Some(ws) = Workspace::new(SLOW_CREATE_DEAF_TO_SIGINT) else {
@@ -500,17 +521,7 @@ fn a_killed_ci_job_stops_terraform_gracefully_and_serve_shows_failed_within_seco
     let mut job = ws.wrapper("provision", &[], APPLY);
     job.process_group(0);
     let mut wrapper = ws.spawn(job, "apply.log");
-    eventually(LONG, "the slow provisioner to start", || {
-        ws.log("apply.log").contains("Executing").then_some(())
-    });
-    let terraform = children(wrapper.id())
-        .into_iter()
-        .find(|pid| fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe.ends_with("terraform")))
-        .expect("Terraform runs under the wrapper");
-    assert!(
-        !live_members(terraform).is_empty(),
-        "Terraform leads its own process group"
-    );
+    let terraform = deaf_provisioner_started(&wrapper);
 
     // The runner cancels the job: SIGKILL to the job's process group.
     kill(Pid::from_raw(-(wrapper.id() as i32)), Signal::SIGKILL).unwrap();
