@@ -20,16 +20,16 @@
 //! `LAST_WORD` to whatever is left, and exits.
 //!
 //! The guardian is a `fork` without `exec`: after the fork it calls only async-signal-safe
-//! functions (close, setpgid, dup2, signal, pthread_sigmask, read, kill, nanosleep, _exit), so it
-//! is sound even if the wrapper had other threads, and it needs no program of its own.
+//! functions (setpgid, dup2, close_range or close, signal, pthread_sigmask, read, kill, nanosleep,
+//! _exit), so it is sound even if the wrapper had other threads, and it needs no program of its own.
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::libc;
 use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::sys::wait::waitpid;
@@ -55,20 +55,15 @@ impl Guardian {
     pub fn start(group: Pid) -> io::Result<Guardian> {
         // Close-on-exec: no program started later holds the write end open.
         let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-        let devnull = OwnedFd::from(File::options().read(true).write(true).open("/dev/null")?);
+        let read = above_stdio(read)?;
+        let devnull = above_stdio(OwnedFd::from(File::options().read(true).write(true).open("/dev/null")?))?;
         // Until the child has dropped the wrapper's handlers, a signal must not run them there:
         // they would write into the wrapper's self-pipe, as if the wrapper had been signalled.
         let previous = SigSet::all().thread_swap_mask(SigmaskHow::SIG_BLOCK)?;
         // SAFETY: the child runs only `guard`, which calls async-signal-safe functions and never
         // returns; the parent goes on as before.
         let forked = match unsafe { fork() } {
-            Ok(ForkResult::Child) => guard(
-                read.as_raw_fd(),
-                write.as_raw_fd(),
-                devnull.as_raw_fd(),
-                group,
-                &previous,
-            ),
+            Ok(ForkResult::Child) => guard(read.as_raw_fd(), devnull.as_raw_fd(), group, &previous),
             Ok(ForkResult::Parent { child }) => Ok(child),
             Err(e) => Err(e),
         };
@@ -104,18 +99,34 @@ impl Drop for Guardian {
     }
 }
 
+/// The same file on a descriptor above 0, 1 and 2, so that the guardian's `dup2` onto those cannot
+/// overwrite it (a wrapper started with a standard descriptor closed).
+fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    let raised = fcntl(&fd, FcntlArg::F_DUPFD_CLOEXEC(3))?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raised) })
+}
+
 /// The guardian's life after the fork.
-fn guard(read: RawFd, write: RawFd, devnull: RawFd, group: Pid, mask: &SigSet) -> ! {
+fn guard(read: RawFd, devnull: RawFd, group: Pid, mask: &SigSet) -> ! {
     // SAFETY: every call is async-signal-safe and works on plain integers and a stack buffer.
     unsafe {
-        libc::close(write);
         // Out of the wrapper's process group, which is what a runner kills.
         libc::setpgid(0, 0);
-        // The job's log must not stay open because of the guardian.
-        for fd in 0..=2 {
-            libc::dup2(devnull, fd);
+        // The pipe becomes stdin; the job's log must not stay open because of the guardian, nor
+        // anything else the wrapper had open (another guardian's pipe would never see its end).
+        libc::dup2(read, 0);
+        libc::dup2(devnull, 1);
+        libc::dup2(devnull, 2);
+        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+            for fd in 3..4096 {
+                libc::close(fd);
+            }
         }
-        libc::close(devnull);
+        let read = 0;
         // The wrapper's handlers write to the wrapper's self-pipe: not for the guardian.
         for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGCHLD] {
             libc::signal(signal, libc::SIG_DFL);
@@ -163,4 +174,66 @@ fn gone_within(group: libc::pid_t, limit: Duration) -> bool {
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::process::{Child, Command};
+    use std::time::Instant;
+
+    use super::*;
+
+    /// A `sleep` leading a process group of its own, as CMD does in CI mode.
+    fn command_in_its_own_group() -> (Child, Pid) {
+        let child = Command::new("sleep").arg("30").process_group(0).spawn().unwrap();
+        let pid = Pid::from_raw(child.id() as i32);
+        (child, pid)
+    }
+
+    fn ended_within(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    #[test]
+    fn the_death_of_the_wrapper_interrupts_the_command_group() {
+        let (mut child, group) = command_in_its_own_group();
+        let mut guardian = Guardian::start(group).unwrap();
+        // What the kernel does when the wrapper dies: the write end closes, no goodbye.
+        drop(guardian.tell.take());
+        let status = ended_within(&mut child, Duration::from_secs(10)).expect("the command was stopped");
+        assert_eq!(status.signal(), Some(libc::SIGINT));
+        let _ = waitpid(guardian.pid, None);
+    }
+
+    #[test]
+    fn a_goodbye_leaves_the_command_alone() {
+        let (mut child, group) = command_in_its_own_group();
+        drop(Guardian::start(group).unwrap());
+        // Dropping waited for the guardian's exit, so any signal it sent would have arrived.
+        assert!(child.try_wait().unwrap().is_none(), "the command was signalled");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn after_an_interrupt_was_passed_on_the_death_of_the_wrapper_sends_no_second_one() {
+        let (mut child, group) = command_in_its_own_group();
+        let mut guardian = Guardian::start(group).unwrap();
+        guardian.interrupted();
+        drop(guardian.tell.take());
+        // The guardian now waits out the grace period: the command is left alone meanwhile.
+        assert_eq!(ended_within(&mut child, Duration::from_millis(500)), None);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // With the group gone, the guardian ends too.
+        let _ = waitpid(guardian.pid, None);
+    }
 }
