@@ -4,15 +4,18 @@
 //! `.iacwatch/<ws>/`), take `lock.json` (or wait for, or take over, the lock of another pipeline),
 //! run CMD while passing signals on, copy the state or plan when asked, write `last-run.json`,
 //! release the lock. The reader needs nothing from the wrapper beyond the files: a wrapper killed
-//! with SIGKILL leaves a lock whose pid is gone, which the reader already calls dead.
+//! with SIGKILL leaves a lock whose pid is gone, which the reader already calls dead, and its
+//! guardian stops CMD.
 //!
 //! - `target`: the directory, the workspace name, the program.
 //! - `ci`: run id, pipeline name and link from CI variables.
 //! - `markers`: atomic writes of the marker files, and judging a lock that is already there.
 //! - `supervise`: running a child and passing SIGINT/SIGTERM on.
+//! - `guardian`: stops CMD when the wrapper dies (a killed CI job), gracefully first.
 //! - `snapshot`: `state pull` and `show -json` into the marker folder.
 
 pub mod ci;
+pub mod guardian;
 pub mod markers;
 pub mod snapshot;
 pub mod supervise;

@@ -15,6 +15,8 @@
 //!   passed to that whole group, once - like a terminal's Ctrl-C, it reaches `terraform` even when
 //!   CMD is a shell script, and a signal sent to the wrapper's group is not doubled (Terraform exits
 //!   at once, without cleaning up, on a second interrupt).
+//!   Out of the wrapper's group, the child would outlive a kill of the job's group: a `guardian`
+//!   stops it when the wrapper dies.
 //! - stdin is a terminal: the child stays in the wrapper's group, so it can prompt. The terminal
 //!   already sends Ctrl-C to the child, so only signals sent by a process are passed on.
 
@@ -30,6 +32,8 @@ use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::libc;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, kill, sigaction};
 use nix::unistd::Pid;
+
+use super::guardian::Guardian;
 
 /// The write end of the self-pipe, for the handlers (-1 when none is installed).
 static WAKE: AtomicI32 = AtomicI32::new(-1);
@@ -105,6 +109,14 @@ impl Supervisor {
         }
         let mut child = command.spawn()?;
         let pid = Pid::from_raw(child.id() as i32);
+        // Out of the wrapper's group, CMD would outlive a kill of the job's group.
+        let mut guardian = match self.own_group.then(|| Guardian::start(pid)).transpose() {
+            Ok(guardian) => guardian,
+            Err(e) => {
+                eprintln!("iacwatch: warning: no guardian for the command (it would outlive a killed wrapper): {e}");
+                None
+            }
+        };
         let mut interrupted_by = None;
         loop {
             if let Some(status) = child.try_wait()? {
@@ -126,6 +138,9 @@ impl Supervisor {
             let from_terminal = note[1] == 1;
             // The child is not reaped yet (only this loop reaps it), so its pid is still its own.
             let sent = if self.own_group {
+                if let Some(guardian) = &mut guardian {
+                    guardian.interrupted();
+                }
                 kill(Pid::from_raw(-pid.as_raw()), Signal::SIGINT)
             } else if !from_terminal {
                 kill(pid, Signal::SIGINT)

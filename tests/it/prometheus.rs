@@ -156,10 +156,10 @@ fn alert_rules_fire_and_dashboard_queries_run_against_a_real_prometheus() {
             std::env::var("CI").as_deref() != Ok("true"),
             "Alertmanager's templates are missing under CI=true: tools/install-prometheus puts them in place"
         );
-        eprintln!(
-            "skipped the Alertmanager part: {}/{{default,email}}.tmpl are missing (Debian's alertmanager needs them)",
+        support::skip(&format!(
+            "the Alertmanager part: {}/{{default,email}}.tmpl are missing (Debian's alertmanager needs them)",
             templates.display()
-        );
+        ));
     }
     let alertmanager = with_alertmanager.then(|| Alertmanager::start(&alertmanager_bin));
 

@@ -15,42 +15,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{CANARY, Daemon, http_get, iacwatch, load_scenario_at};
+use crate::support::{
+    CANARY, Daemon, eventually, http_get, iacwatch, load_scenario_at, status_of, wait_status, workspaces,
+};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn all_workspaces(daemon: &Daemon) -> Vec<Value> {
-    daemon.get_json("/api/v1/workspaces")["workspaces"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-/// Status of the default workspace at `path`, `None` when it is not listed.
-fn status_of(daemon: &Daemon, path: &str) -> Option<String> {
-    all_workspaces(daemon)
-        .iter()
-        .find(|w| w["path"] == path && w["workspace"] == "default")
-        .map(|w| w["status"].as_str().unwrap().to_owned())
-}
-
-fn wait_status(daemon: &Daemon, path: &str, want: Option<&str>, within: Duration) {
-    let started = Instant::now();
-    loop {
-        let now = status_of(daemon, path);
-        if now.as_deref() == want {
-            return;
-        }
-        if started.elapsed() > within {
-            panic!(
-                "{path} is {now:?}, not {want:?}, after {within:?}\nlog:\n{}",
-                daemon.log.lock().unwrap().join("\n")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -141,7 +111,7 @@ fn canary_never_leaves_the_program() {
     ] {
         seen.push((path.to_owned(), daemon.get(path)));
     }
-    let workspaces = all_workspaces(&daemon);
+    let workspaces = workspaces(&daemon, "");
     assert!(workspaces.len() >= 7, "{workspaces:#?}");
     for ws in &workspaces {
         let id = ws["id"].as_str().unwrap();
@@ -215,17 +185,28 @@ fn text_log_of(root: &Path) -> String {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut out = String::new();
-        let _ = stderr.read_to_string(&mut out);
-        out
+    let stderr = child.stderr.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+        })
+    };
+    // The first full scan reads every file of the tree: its trace is what could leak.
+    eventually(Duration::from_secs(30), "the daemon's first full scan", || {
+        seen.lock().unwrap().contains("first full scan done").then_some(())
     });
-    std::thread::sleep(Duration::from_secs(3));
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let _ = child.wait();
-    let out = reader.join().unwrap();
+    reader.join().unwrap();
+    let out = std::mem::take(&mut *seen.lock().unwrap());
     assert!(out.contains("serving"), "{out}");
     out
 }
@@ -387,7 +368,7 @@ fn oversized_requests_and_path_tricks_and_odd_methods() {
 #[test]
 fn hostile_ids_never_touch_the_file_system() {
     if std::process::Command::new("strace").arg("-V").output().is_err() {
-        eprintln!("skipped: strace is not installed");
+        crate::support::skip("strace is not installed");
         return;
     }
     let root = small_tree();
@@ -398,15 +379,27 @@ fn hostile_ids_never_touch_the_file_system() {
     );
     let pid = daemon_pid(&daemon);
     let trace = tempfile::NamedTempFile::new().unwrap();
-    let strace = std::process::Command::new("strace")
+    let mut strace = std::process::Command::new("strace")
         .args(["-f", "-qq", "-e", "trace=%file", "-o"])
         .arg(trace.path())
         .args(["-p", &pid.to_string()])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Attached when the first request shows up in the trace.
-    std::thread::sleep(Duration::from_millis(500));
+    // Attached once every thread of the daemon has a tracer (`-f` attaches them one by one), or
+    // strace gave up (it cannot trace here: see below).
+    eventually(Duration::from_secs(10), "strace to attach to every thread", || {
+        let traced = fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .flatten()
+            .all(|task| {
+                let status = fs::read_to_string(task.path().join("status")).unwrap_or_default();
+                status
+                    .lines()
+                    .any(|l| l.starts_with("TracerPid:") && l.trim_end() != "TracerPid:\t0")
+            });
+        (traced || strace.try_wait().unwrap().is_some()).then_some(())
+    });
     for id in [
         "..%2f..%2fetc%2fpasswd",
         "%2e%2e",
@@ -417,7 +410,8 @@ fn hostile_ids_never_touch_the_file_system() {
         let (code, _) = http_get(&daemon.address, &format!("/api/v1/workspaces/{id}")).unwrap();
         assert_eq!(code, 404);
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // Every answer is in, so the daemon's work for them is done; strace writes out what it saw
+    // when SIGINT detaches it.
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(strace.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -425,7 +419,7 @@ fn hostile_ids_never_touch_the_file_system() {
     let output = strace.wait_with_output().unwrap();
     let traced = fs::read_to_string(trace.path()).unwrap();
     if traced.is_empty() && !text(&output.stderr).is_empty() {
-        eprintln!("skipped: strace cannot attach here: {}", text(&output.stderr));
+        crate::support::skip(&format!("strace cannot attach here: {}", text(&output.stderr)));
         return;
     }
     for needle in ["passwd", "shadow", "environ", "/etc"] {
@@ -592,7 +586,7 @@ impl StatusRecorder {
 }
 
 fn id_of(daemon: &Daemon, path: &str) -> String {
-    all_workspaces(daemon)
+    workspaces(daemon, "")
         .iter()
         .find(|w| w["path"] == path)
         .unwrap_or_else(|| panic!("{path} is not listed"))["id"]
@@ -627,8 +621,14 @@ fn in_place_rewrites_never_flap_and_a_killed_writer_is_caught() {
         );
     }
     let took = started.elapsed();
-    // The last write settles, then the recorder stops.
-    std::thread::sleep(Duration::from_secs(1));
+    // The recorder runs on until the daemon has read the last write.
+    let last = (rewrites + 1) as u64;
+    eventually(Duration::from_secs(15), "the daemon to read the last rewrite", || {
+        workspaces(&daemon, "")
+            .iter()
+            .any(|w| w["path"] == "big" && w["state"]["serial"] == last)
+            .then_some(())
+    });
     let seen = recorder.finish();
     assert!(
         seen.iter()
@@ -640,7 +640,7 @@ fn in_place_rewrites_never_flap_and_a_killed_writer_is_caught() {
     // A writer killed half-way: unreadable once settled, right again after a good write.
     rewrite_in_place(&big.join("terraform.tfstate"), &big_state(4000, 9999), 16, Some(8));
     wait_status(&daemon, "big", Some("failed"), Duration::from_secs(10));
-    let ws = all_workspaces(&daemon)
+    let ws = workspaces(&daemon, "")
         .into_iter()
         .find(|w| w["path"] == "big")
         .unwrap();
@@ -703,7 +703,7 @@ fn bursts_renames_vanishing_roots_and_loops_leave_the_daemon_right() {
 fn eventually_gone(daemon: &Daemon, root: &Path) {
     let label = root.display().to_string();
     crate::support::eventually(Duration::from_secs(15), "the deleted root's workspaces to go", || {
-        all_workspaces(daemon)
+        workspaces(daemon, "")
             .iter()
             .all(|w| w["root"] != label.as_str())
             .then_some(())

@@ -3,7 +3,6 @@
 //! resync), while the `root` label stays as typed.
 
 use std::fs;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::support::{Daemon, eventually};
@@ -20,7 +19,11 @@ fn a_change_shows_at_once(label: &str) {
     fs::create_dir(&real).unwrap();
     std::os::unix::fs::symlink("root", cwd.path().join("link")).unwrap();
     // No resync: only the watcher can make the change visible.
-    let daemon = Daemon::start_in(cwd.path(), &[Path::new(label)], &["--resync-interval", "0"]);
+    let daemon = Daemon::builder()
+        .in_dir(cwd.path())
+        .root(label)
+        .args(["--resync-interval", "0"])
+        .start();
     let ws = real.join("team/ws");
     fs::create_dir_all(&ws).unwrap();
     let written = Instant::now();

@@ -11,59 +11,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::{
-    Daemon, FLEET, check_golden, eventually, http_get, http_request, iacwatch, load_scenario, load_scenario_at,
-    promtool_check_metrics, repo, tool,
+    Daemon, FLEET, Fleet, check_golden, eventually, http_get, http_request, iacwatch, load_scenario,
+    promtool_check_metrics, repo, status_of, tool, wait_status, workspaces,
 };
 use crate::terraform::{Workspace, reasons, text};
-
-/// A root holding several fixture scenarios side by side, their times restored as if each had
-/// just happened.
-fn tree(names: &[&str]) -> tempfile::TempDir {
-    tree_at(names, chrono::Utc::now())
-}
-
-/// The scenarios as if each had happened just before `now`.
-fn tree_at(names: &[&str], now: chrono::DateTime<chrono::Utc>) -> tempfile::TempDir {
-    let root = tempfile::tempdir().unwrap();
-    for name in names {
-        let scenario = load_scenario_at(name, Some(now));
-        // A rename keeps the restored modification times (a copy would not).
-        fs::rename(scenario.root(), root.path().join(name)).unwrap_or_else(|_| {
-            crate::support::copy_tree(scenario.root(), &root.path().join(name));
-        });
-    }
-    root
-}
-
-fn workspaces(daemon: &Daemon, query: &str) -> Vec<Value> {
-    daemon.get_json(&format!("/api/v1/workspaces{query}"))["workspaces"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-/// The status of the workspace at `path` (default CLI workspace), or `None` when it is not listed.
-fn status_of(daemon: &Daemon, path: &str) -> Option<String> {
-    workspaces(daemon, "")
-        .iter()
-        .find(|w| w["path"] == path && w["workspace"] == "default")
-        .map(|w| w["status"].as_str().unwrap().to_owned())
-}
-
-fn wait_status(daemon: &Daemon, path: &str, want: Option<&str>, within: Duration) -> Duration {
-    let started = Instant::now();
-    while status_of(daemon, path).as_deref() != want {
-        if started.elapsed() > within {
-            panic!(
-                "{path} is not {want:?} after {within:?}: {:#?}\ndaemon log:\n{}",
-                workspaces(daemon, ""),
-                daemon.log.lock().unwrap().join("\n")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    started.elapsed()
-}
 
 const ONE_RESOURCE: &str = r#"{"version":4,"terraform_version":"1.0.3","serial":3,"lineage":"l-1","outputs":{},
   "resources":[{"mode":"managed","type":"null_resource","name":"a","provider":"provider[\"registry.terraform.io/hashicorp/null\"]",
@@ -72,7 +23,7 @@ const ONE_RESOURCE: &str = r#"{"version":4,"terraform_version":"1.0.3","serial":
 #[test]
 fn serve_reports_the_tree_and_follows_every_kind_of_change() {
     let names = FLEET;
-    let root = tree(&names);
+    let root = Fleet::at(&names, chrono::Utc::now());
     let daemon = Daemon::start(&[root.path()], &["--quiet-time", "200ms"]);
 
     // The first scan agrees with every scenario's expectation.
@@ -127,6 +78,9 @@ fn serve_reports_the_tree_and_follows_every_kind_of_change() {
         std::thread::sleep(Duration::from_millis(5));
         fs::write(&state, &good).unwrap();
     }
+    // A writer that leaves the file truncated for a while, shorter than the settle time: a fixed
+    // wait on purpose, as the point is what the daemon does NOT do meanwhile (the loop below
+    // checks it until `watch_until`, a bounded window).
     fs::write(&state, &good[..good.len() / 2]).unwrap();
     std::thread::sleep(Duration::from_millis(400));
     fs::write(&state, &good).unwrap();
@@ -173,7 +127,7 @@ fn a_root_that_appears_later_is_picked_up() {
 
 #[test]
 fn polling_mode_sees_changes_without_file_events() {
-    let root = tree(&["active"]);
+    let root = Fleet::at(&["active"], chrono::Utc::now());
     let daemon = Daemon::start(&[root.path()], &["--poll=500ms"]);
     let new = root.path().join("polled");
     fs::create_dir_all(&new).unwrap();
@@ -183,7 +137,7 @@ fn polling_mode_sees_changes_without_file_events() {
 
 #[test]
 fn http_errors_are_json_with_the_right_codes() {
-    let root = tree(&["active"]);
+    let root = Fleet::at(&["active"], chrono::Utc::now());
     let daemon = Daemon::start(&[root.path()], &[]);
     let (code, body) = http_get(&daemon.address, "/api/v1/workspaces?status=bogus").unwrap();
     assert_eq!(code, 400);
@@ -226,7 +180,7 @@ fn stable_metrics(body: &str, root: &Path) -> String {
 fn metrics_match_the_golden_file_and_pass_promtool() {
     let names: Vec<&str> = FLEET.iter().copied().chain(["failed-dead-lock"]).collect();
     // Times fixed in the past, so that every value in the golden file is the same on every run.
-    let root = tree_at(&names, "2026-01-01T00:00:00Z".parse().unwrap());
+    let root = Fleet::at(&names, "2026-01-01T00:00:00Z".parse().unwrap());
     let daemon = Daemon::start(&[root.path()], &[]);
     let body = daemon.get("/metrics");
     for status in iacwatch::model::Status::ALL.map(|s| s.as_str()) {
@@ -337,7 +291,7 @@ fn a_killed_apply_turns_failed_within_seconds_and_recovers() {
 
 #[test]
 fn sigterm_stops_the_daemon_gracefully() {
-    let root = tree(&["active"]);
+    let root = Fleet::at(&["active"], chrono::Utc::now());
     let mut daemon = Daemon::start(&[root.path()], &[]);
     let started = Instant::now();
     let status = daemon.terminate();

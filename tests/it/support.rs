@@ -1,11 +1,15 @@
 //! Shared helpers of the integration tests: fixture trees in temporary directories with their
-//! recorded modification times, golden files, and the external tools the tests drive.
+//! recorded modification times (one scenario, or a `Fleet` of them), golden files, polling with a
+//! deadline (`eventually`), the daemon (`Daemon::builder`) and what it lists, and the external
+//! tools the tests drive.
 
 #![allow(dead_code, reason = "each test module uses its own subset of the helpers")]
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -31,18 +35,59 @@ pub const FLEET: [&str; 6] = [
 /// The planted secret: it is in fixture states and plans, and must never come out.
 pub const CANARY: &str = "CANARY-7f3a9c2e-do-not-leak";
 
-/// Under `CI=true` a missing tool fails the test; elsewhere the test is skipped with a note.
+/// Under `CI=true` a missing tool fails the test; elsewhere the test is skipped: it says so on
+/// stderr, and the run ends with a list of every test skipped (see `skip`).
 pub fn tool(relative: &str) -> Option<PathBuf> {
     let path = repo().join(".tools").join(relative);
     if path.exists() {
         return Some(path);
     }
-    let hint = "run tools/test (or the tools/install-* script) to install it";
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{} is missing under CI=true: {hint}", path.display());
+        panic!(
+            "{} is missing under CI=true: run tools/test (or the tools/install-* script) to install it",
+            path.display()
+        );
     }
-    eprintln!("skipped: {} is missing ({hint})", path.display());
+    skip(&format!(".tools/{relative} is missing"));
     None
+}
+
+/// The tests skipped so far, each with why, for the list printed when the run ends.
+static SKIPPED: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+/// Says that the running test skips (it returns early, or leaves a part out, and libtest shows it
+/// as `ok`): at once, and again when the test binary exits, after libtest's own summary, in a list
+/// of the skipped tests and their reasons, so a run without the tools never reads as a full pass.
+pub fn skip(why: &str) {
+    eprintln!("skipped: {why}");
+    static AT_EXIT: Once = Once::new();
+    AT_EXIT.call_once(|| {
+        // SAFETY: `print_skipped` is an `extern "C" fn()` that neither unwinds nor needs anything
+        // that exit(3) has already torn down (stderr is unbuffered).
+        unsafe { nix::libc::atexit(print_skipped) };
+    });
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let mut skipped = SKIPPED.lock().unwrap_or_else(|e| e.into_inner());
+    match skipped.iter_mut().find(|(name, _)| *name == test) {
+        Some((_, reasons)) => *reasons = format!("{reasons}; {why}"),
+        None => skipped.push((test, why.to_owned())),
+    }
+}
+
+extern "C" fn print_skipped() {
+    let mut skipped = std::mem::take(&mut *SKIPPED.lock().unwrap_or_else(|e| e.into_inner()));
+    if skipped.is_empty() {
+        return;
+    }
+    skipped.sort();
+    eprintln!(
+        "\nSKIPPED {} test(s), counted as passed above: tools/test (or a tools/install-* script) \
+         installs what they need; under CI=true a missing tool fails the test",
+        skipped.len()
+    );
+    for (test, why) in skipped {
+        eprintln!("    {test}: {why}");
+    }
 }
 
 /// Copies a tree without following symbolic links.
@@ -179,15 +224,26 @@ pub fn check_golden(path: &Path, actual: &str) -> Result<(), String> {
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
 pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    poll(timeout, || check().ok_or(())).unwrap_or_else(|()| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
+/// Polls `check` until it returns `Ok`; after `timeout`, panics with `what` and the last error it
+/// returned.
+pub fn converge<T>(timeout: Duration, what: &str, check: impl FnMut() -> Result<T, String>) -> T {
+    poll(timeout, check)
+        .unwrap_or_else(|last| panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}"))
+}
+
+/// The one polling loop of the tests: `check` every 50 ms until it returns `Ok`, or its last `Err`
+/// once `timeout` has passed.
+pub fn poll<T, E>(timeout: Duration, mut check: impl FnMut() -> Result<T, E>) -> Result<T, E> {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(value) = check() {
-            return value;
+        match check() {
+            Ok(value) => return Ok(value),
+            Err(last) if Instant::now() >= deadline => return Err(last),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
         }
-        if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -205,21 +261,50 @@ pub struct Daemon {
     pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
-impl Daemon {
-    /// Starts `iacwatch serve --listen 127.0.0.1:0 --log-format json ARGS... ROOTS...` and waits until it is
-    /// bound and `/readyz` answers 200 (the first full scan is done).
-    pub fn start(roots: &[&Path], args: &[&str]) -> Daemon {
-        Daemon::start_in(&repo(), roots, args)
+/// How to start a `Daemon`: `iacwatch serve --listen 127.0.0.1:0 --log-format json ARGS... ROOTS...`.
+pub struct DaemonBuilder {
+    roots: Vec<PathBuf>,
+    args: Vec<OsString>,
+    ready_check: bool,
+    cwd: PathBuf,
+}
+
+impl DaemonBuilder {
+    pub fn root(mut self, root: impl AsRef<Path>) -> Self {
+        self.roots.push(root.as_ref().to_owned());
+        self
     }
 
-    /// `start` with `cwd` as the daemon's working directory (for relative roots).
-    pub fn start_in(cwd: &Path, roots: &[&Path], args: &[&str]) -> Daemon {
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    pub fn args<A: AsRef<OsStr>>(self, args: impl IntoIterator<Item = A>) -> Self {
+        args.into_iter().fold(self, DaemonBuilder::arg)
+    }
+
+    /// The daemon's working directory (for relative roots); the repository by default.
+    pub fn in_dir(mut self, cwd: impl AsRef<Path>) -> Self {
+        self.cwd = cwd.as_ref().to_owned();
+        self
+    }
+
+    /// Do not wait for `/readyz` over plain HTTP (a daemon that serves TLS: the test checks it).
+    pub fn without_ready_check(mut self) -> Self {
+        self.ready_check = false;
+        self
+    }
+
+    /// Starts the daemon and waits until it is bound and, unless told otherwise, until `/readyz`
+    /// answers 200 (the first full scan is done).
+    pub fn start(self) -> Daemon {
         use std::io::BufRead;
         let mut child = iacwatch()
-            .current_dir(cwd)
+            .current_dir(&self.cwd)
             .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-            .args(args)
-            .args(roots)
+            .args(&self.args)
+            .args(&self.roots)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
@@ -255,12 +340,34 @@ impl Daemon {
             }
         };
         let daemon = Daemon { child, address, log };
-        eventually(Duration::from_secs(30), "iacwatch serve /readyz to answer 200", || {
-            http_get(&daemon.address, "/readyz")
-                .ok()
-                .filter(|(code, _)| *code == 200)
-        });
+        if self.ready_check {
+            eventually(Duration::from_secs(30), "iacwatch serve /readyz to answer 200", || {
+                http_get(&daemon.address, "/readyz")
+                    .ok()
+                    .filter(|(code, _)| *code == 200)
+            });
+        }
         daemon
+    }
+}
+
+impl Daemon {
+    pub fn builder() -> DaemonBuilder {
+        DaemonBuilder {
+            roots: Vec::new(),
+            args: Vec::new(),
+            ready_check: true,
+            cwd: repo(),
+        }
+    }
+
+    /// Starts `iacwatch serve --listen 127.0.0.1:0 --log-format json ARGS... ROOTS...` and waits
+    /// until it is bound and `/readyz` answers 200 (the first full scan is done).
+    pub fn start(roots: &[&Path], args: &[&str]) -> Daemon {
+        roots
+            .iter()
+            .fold(Daemon::builder().args(args), |b, root| b.root(root))
+            .start()
     }
 
     /// `GET path` on the daemon; panics unless it answers 200; the body.
@@ -294,6 +401,111 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The workspaces the daemon lists for `query` (`""` or `?q=...`).
+pub fn workspaces(daemon: &Daemon, query: &str) -> Vec<serde_json::Value> {
+    daemon.get_json(&format!("/api/v1/workspaces{query}"))["workspaces"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The status of the workspace at `path` (default CLI workspace), or `None` when it is not listed.
+pub fn status_of(daemon: &Daemon, path: &str) -> Option<String> {
+    workspaces(daemon, "")
+        .iter()
+        .find(|w| w["path"] == path && w["workspace"] == "default")
+        .map(|w| w["status"].as_str().unwrap().to_owned())
+}
+
+/// Waits until the workspace at `path` has the status `want` (`None`: until it is gone), at most
+/// `within`; how long it took. The panic shows the list and the daemon's log.
+pub fn wait_status(daemon: &Daemon, path: &str, want: Option<&str>, within: Duration) -> Duration {
+    let started = Instant::now();
+    poll(within, || {
+        let now = status_of(daemon, path);
+        if now.as_deref() == want { Ok(()) } else { Err(now) }
+    })
+    .unwrap_or_else(|now| {
+        panic!(
+            "{path} is {now:?}, not {want:?}, after {within:?}: {:#?}\ndaemon log:\n{}",
+            workspaces(daemon, ""),
+            daemon.log.lock().unwrap().join("\n")
+        )
+    });
+    started.elapsed()
+}
+
+/// Several scenarios side by side, each in `ROOT/<scenario>/`, with what each one expects: the
+/// fleet the tests against a daemon watch. The root is a folder of a temporary directory, so that
+/// a test can stage files beside it, outside the watched tree.
+pub struct Fleet {
+    pub dir: tempfile::TempDir,
+    /// `dir/root`: the root the daemon watches.
+    pub root: PathBuf,
+    /// (path relative to the root, CLI workspace) -> status, from the scenarios' expectations.
+    pub expected: BTreeMap<(String, String), String>,
+}
+
+impl Fleet {
+    /// The scenarios with the times they were recorded with.
+    pub fn new(names: &[&str]) -> Fleet {
+        Fleet::build(names, None)
+    }
+
+    /// The scenarios as if each had happened just before `now`.
+    pub fn at(names: &[&str], now: DateTime<Utc>) -> Fleet {
+        Fleet::build(names, Some(now))
+    }
+
+    fn build(names: &[&str], now: Option<DateTime<Utc>>) -> Fleet {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir(&root).unwrap();
+        let mut expected = BTreeMap::new();
+        for name in names {
+            let tree = load_scenario_at(name, now);
+            // A rename keeps the restored modification times (a copy would not); both folders
+            // are in the same temporary directory.
+            fs::rename(tree.root(), root.join(name)).unwrap();
+            for e in &tree.scenario.expect {
+                expected.insert((format!("{name}/{}", e.path), e.workspace.clone()), e.status.clone());
+            }
+        }
+        Fleet { dir, root, expected }
+    }
+
+    /// The watched root.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// The root as the daemon labels it: as given on its command line.
+    pub fn root_label(&self) -> String {
+        self.root.to_str().unwrap().to_owned()
+    }
+
+    /// How many workspaces each of the seven statuses should count.
+    pub fn counts(&self) -> BTreeMap<String, f64> {
+        let mut counts: BTreeMap<String, f64> = iacwatch::model::Status::ALL
+            .iter()
+            .map(|s| (s.as_str().to_owned(), 0.0))
+            .collect();
+        for status in self.expected.values() {
+            *counts.get_mut(status).unwrap() += 1.0;
+        }
+        counts
+    }
+
+    /// The (path, CLI workspace) of the workspaces that should have `status`.
+    pub fn with_status(&self, status: &str) -> std::collections::BTreeSet<(String, String)> {
+        self.expected
+            .iter()
+            .filter(|(_, s)| *s == status)
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 }
 

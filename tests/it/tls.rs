@@ -5,12 +5,11 @@
 //! openssl command line.
 
 use std::fs;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{eventually, free_port, iacwatch, repo, tool};
+use crate::support::{Daemon, eventually, free_port, iacwatch, repo, tool};
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl").current_dir(dir).args(args).output().unwrap();
@@ -91,50 +90,13 @@ fn issue(dir: &Path, name: &str, extensions: &str) {
 }
 
 /// `iacwatch serve` with a web configuration; the address from its log.
-struct Served {
-    child: Child,
-    address: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(root: &Path, web_config: &Path) -> Served {
-    let mut child = iacwatch()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--web.config.file",
-        ])
+fn serve(root: &Path, web_config: &Path) -> Daemon {
+    Daemon::builder()
+        .arg("--web.config.file")
         .arg(web_config)
-        .arg(root)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                && v["message"] == "serving"
-            {
-                let _ = tx.send(v["address"].as_str().unwrap().to_owned());
-            }
-        }
-    });
-    let address = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the daemon logs its address");
-    Served { child, address }
+        .root(root)
+        .without_ready_check()
+        .start()
 }
 
 /// `curl` with `args`; the HTTP code and the response headers.

@@ -2,17 +2,16 @@
 //! the daemon, the shipped alert rules with their thresholds cut to seconds, and polling until
 //! Prometheus agrees.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use iacwatch::model::Status;
 use serde_json::Value;
-use tempfile::TempDir;
 
-use crate::support::{self, Daemon, free_port, http_get, repo, url_encode};
+use crate::support::{Daemon, free_port, http_get, repo, url_encode};
 
 pub const STATUSES: [&str; 7] = [
     Status::Destroying.as_str(),
@@ -27,20 +26,7 @@ pub const STATUSES: [&str; 7] = [
 /// How long anything may take to converge (a scrape and a rule evaluation are 1 s apart).
 pub const WAIT: Duration = Duration::from_secs(30);
 
-/// Polls `check` every 100 ms until it returns `Ok`; after `timeout`, panics with `what` and the
-/// last error it returned.
-pub fn converge<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check() {
-            Ok(value) => return value,
-            Err(last) if Instant::now() >= deadline => {
-                panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
-}
+pub use crate::support::{Fleet, converge};
 
 /// A child process that is killed when the test ends, however it ends.
 pub struct Process {
@@ -158,65 +144,6 @@ pub fn sample_value(sample: &Value) -> Result<f64, String> {
         .as_str()
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| format!("not a sample: {sample}"))
-}
-
-/// One temporary root holding several fixture scenarios, each in a folder of its name.
-pub struct Fleet {
-    pub dir: TempDir,
-    /// `dir/root`: the root the daemon watches.
-    pub root: PathBuf,
-    /// (path relative to the root, CLI workspace) -> status, from the scenarios' expectations.
-    pub expected: BTreeMap<(String, String), String>,
-}
-
-impl Fleet {
-    pub fn new(names: &[&str]) -> Fleet {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("root");
-        fs::create_dir(&root).unwrap();
-        let mut expected = BTreeMap::new();
-        for name in names {
-            let tree = support::load_scenario(name);
-            let target = root.join(name);
-            support::copy_tree(tree.root(), &target);
-            // copy_tree does not keep modification times, and the classifier compares them.
-            let (dirs, files): (Vec<_>, Vec<_>) = tree
-                .scenario
-                .mtimes
-                .iter()
-                .partition(|(rel, _)| target.join(rel).is_dir());
-            for (rel, time) in files.into_iter().chain(dirs) {
-                if target.join(rel).symlink_metadata().is_ok() {
-                    support::set_mtime(&target.join(rel), *time);
-                }
-            }
-            for e in &tree.scenario.expect {
-                expected.insert((format!("{name}/{}", e.path), e.workspace.clone()), e.status.clone());
-            }
-        }
-        Fleet { dir, root, expected }
-    }
-
-    /// The root as the daemon labels it: as given on its command line.
-    pub fn root_label(&self) -> String {
-        self.root.to_str().unwrap().to_owned()
-    }
-
-    pub fn counts(&self) -> BTreeMap<String, f64> {
-        let mut counts: BTreeMap<String, f64> = STATUSES.iter().map(|s| (s.to_string(), 0.0)).collect();
-        for status in self.expected.values() {
-            *counts.get_mut(status).unwrap() += 1.0;
-        }
-        counts
-    }
-
-    pub fn with_status(&self, status: &str) -> BTreeSet<(String, String)> {
-        self.expected
-            .iter()
-            .filter(|(_, s)| *s == status)
-            .map(|(k, _)| k.clone())
-            .collect()
-    }
 }
 
 /// The API's `counts`, as numbers.
