@@ -19,7 +19,9 @@
 //! - `scan`: discover + read + classify over all roots, in parallel.
 //! - `report`: the JSON views and the table.
 //! - `store`: the one shared snapshot the daemon serves; `watch` keeps it current.
-//! - `http`, `metrics`: the endpoints and the Prometheus exposition.
+//! - `telemetry`: the daemon's own counters (scans, events, artifact errors).
+//! - `http/`: the endpoints: router and server, the JSON API, the Prometheus exposition
+//!   (`http::metrics`), the overview page (`http::page`), the web configuration (`http::web`).
 //! - `cli`, `config`, `command`: the command line, its validation, and the commands.
 
 pub mod artifact;
@@ -32,13 +34,11 @@ pub mod discover;
 pub mod evidence;
 pub mod http;
 pub mod liveness;
-pub mod metrics;
 pub mod model;
-pub mod page;
 pub mod read;
 pub mod report;
 pub mod scan;
 pub mod store;
+pub mod telemetry;
 pub mod watch;
-pub mod web;
 pub mod wrapper;

@@ -22,10 +22,10 @@ use rayon::prelude::*;
 
 use crate::classify::classify;
 use crate::discover::{PRUNED, discover_subtree, is_workspace_dir, relative};
-use crate::metrics::Telemetry;
 use crate::model::ReasonCode;
 use crate::scan::{Root, ScanProblem, Scanner, Workspace};
 use crate::store::{Scope, Store, Update};
+use crate::telemetry::Telemetry;
 
 /// Timing of the watcher.
 #[derive(Clone, Copy, Debug)]

@@ -9,11 +9,11 @@ use anyhow::Context;
 use super::Exit;
 use crate::cli::ServeArgs;
 use crate::config::{LogFormat, ServeConfig};
-use crate::http::{AppState, router};
+use crate::http::{AppState, RouterOptions, router};
 use crate::liveness::SystemProbe;
-use crate::metrics::Telemetry;
 use crate::scan::Scanner;
 use crate::store::Store;
+use crate::telemetry::Telemetry;
 use crate::watch::Watch;
 
 pub fn main(args: &ServeArgs) -> anyhow::Result<Exit> {
@@ -52,14 +52,14 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let web = match &config.web_config_file {
-        Some(path) => crate::web::Web::load(path)?,
-        None => crate::web::Web::plain(),
+        Some(path) => crate::http::web::Web::load(path)?,
+        None => crate::http::web::Web::plain(),
     };
     let address = listener.local_addr().context("reading the listen address")?;
     tracing::info!(address = %address, roots = ?config.common.roots.iter().map(|r| &r.label).collect::<Vec<_>>(), "serving");
     let store = Arc::new(Store::new());
     let telemetry = Telemetry::default();
-    let metrics = Arc::new(crate::metrics::Metrics::new(
+    let metrics = Arc::new(crate::http::metrics::Metrics::new(
         store.clone(),
         &telemetry,
         config.per_workspace_metrics,
@@ -90,7 +90,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         .spawn(move || watch.run())
         .context("starting the watcher")?;
     let roots = config.common.roots.iter().map(|r| r.label.clone()).collect();
-    let app = router(AppState { store, metrics, roots });
+    let app = router(AppState::new(store, metrics, roots), &RouterOptions::default());
     crate::http::serve_with(listener, app, config.limits, Arc::new(web), shutdown_signal()).await;
     stop.store(true, Ordering::Release);
     // The watcher notices within half a second unless it is in the middle of a full scan.
