@@ -17,7 +17,7 @@
 mod api;
 pub mod metrics;
 mod options;
-pub mod page;
+pub(crate) mod page;
 mod server;
 mod shared;
 pub mod web;

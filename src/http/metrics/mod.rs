@@ -202,17 +202,6 @@ impl Metrics {
         }
     }
 
-    /// The whole exposition in the text format 0.0.4.
-    pub fn render(&self) -> String {
-        self.render_as(Format::Text)
-    }
-
-    /// The whole exposition in a format.
-    pub fn render_as(&self, format: Format) -> String {
-        let (head, tail) = self.parts(format);
-        head + &tail.plain
-    }
-
     /// The answer to a request.
     pub fn scrape(&self, request: Request) -> Scrape {
         let (head, tail) = self.parts(request.format);

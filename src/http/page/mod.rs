@@ -25,8 +25,8 @@ use sha2::{Digest, Sha256};
 use crate::http::shared::{AppState, Selection, workspaces_document};
 use crate::model::parse_status_list;
 
-pub use params::{Column, Params, Sort};
-pub use render::{PageView, escape};
+pub use params::{Params, Sort};
+pub use render::PageView;
 
 const STYLE: &str = include_str!("../../../assets/page.css");
 const SCRIPT: &str = include_str!("../../../assets/page.js");
