@@ -150,7 +150,8 @@ async fn metrics_are_text_by_default_and_openmetrics_when_asked() {
     assert_eq!(text.header(header::CONTENT_ENCODING), "");
     let body = text.text();
     assert!(
-        body.contains("# TYPE iacwatch_scans_total counter\niacwatch_scans_total{kind=\"full\"} 0\n"),
+        body.contains("# TYPE iacwatch_scans_total counter\n")
+            && body.contains("\niacwatch_scans_total{kind=\"full\"} 0\n"),
         "{body}"
     );
     assert!(body.contains("iacwatch_workspaces{status=\"failed\"} 0\n"), "{body}");
@@ -173,7 +174,7 @@ async fn metrics_are_text_by_default_and_openmetrics_when_asked() {
     assert!(body.ends_with("\n# EOF\n"), "{body}");
     assert_eq!(body.matches("# EOF").count(), 1);
     assert!(
-        body.contains("# TYPE iacwatch_scans counter\niacwatch_scans_total{kind=\"full\"} 0\n"),
+        body.contains("# TYPE iacwatch_scans counter\n") && body.contains("\niacwatch_scans_total{kind=\"full\"} 0\n"),
         "{body}"
     );
     assert!(

@@ -5,8 +5,10 @@
 //! A body is two parts. The head is rendered on every scrape: the telemetry counters (through
 //! the Prometheus client library), `iacwatch_build_info` and the `process_*` metrics, all of which
 //! move between snapshots and are small. The tail is everything that follows from the snapshot
-//! alone (the counts and the per-workspace families: megabytes for a large fleet); it is rendered,
-//! and compressed, once per snapshot and format, and kept until the store holds a new snapshot.
+//! alone (the counts and the per-workspace families: megabytes for a large fleet); it is rendered
+//! once per snapshot and format, and compressed once, on the first ask of each, and kept until
+//! the store holds a new snapshot. Only the forms asked for are kept: a daemon scraped only by
+//! Prometheus (always gzip) holds the compressed tail alone.
 //! A scrape of an unchanged snapshot copies the cached tail behind a fresh head, so the counters
 //! are never stale and many scrapers cost one compression (see `gzip` for how the two pieces make
 //! one gzip member).
@@ -51,12 +53,14 @@ struct Cached {
     /// Weak, so that the cache does not keep an old snapshot's workspaces alive; the allocation
     /// it points at stays reserved while this lives, so a new snapshot never has its address.
     snapshot: Weak<Snapshot>,
-    tails: [OnceLock<Arc<Tail>>; 2],
+    tails: [Arc<Tail>; 2],
 }
 
-#[derive(Debug)]
+/// One format's tail. Each form is made on its first ask, so a fleet scraped only by Prometheus
+/// (always gzip) holds only the compressed tail, a fraction of the text's size.
+#[derive(Debug, Default)]
 struct Tail {
-    plain: String,
+    plain: OnceLock<String>,
     gzip: OnceLock<gzip::Tail>,
 }
 
@@ -204,16 +208,22 @@ impl Metrics {
 
     /// The answer to a request.
     pub fn scrape(&self, request: Request) -> Scrape {
-        let (head, tail) = self.parts(request.format);
+        let (snapshot, tail) = self.tail(request.format);
+        let render = || workspaces::render(&snapshot, request.format, self.per_workspace);
+        let head = self.head(request.format);
         let body = if request.gzip {
             let compressed = tail.gzip.get_or_init(|| {
                 self.compressions.fetch_add(1, Ordering::Relaxed);
-                gzip::Tail::new(tail.plain.as_bytes())
+                match tail.plain.get() {
+                    Some(plain) => gzip::Tail::new(plain.as_bytes()),
+                    None => gzip::Tail::new(render().as_bytes()),
+                }
             });
             gzip::assemble(head.as_bytes(), compressed)
         } else {
+            let plain = tail.plain.get_or_init(render);
             let mut body = head.into_bytes();
-            body.extend_from_slice(tail.plain.as_bytes());
+            body.extend_from_slice(plain.as_bytes());
             body
         };
         Scrape {
@@ -229,31 +239,25 @@ impl Metrics {
         self.compressions.load(Ordering::Relaxed)
     }
 
-    /// A fresh head, and the current snapshot's tail (rendered now if it is the first ask).
-    fn parts(&self, format: Format) -> (String, Arc<Tail>) {
+    /// The current snapshot and its tail in a format (made empty on the snapshot's first ask; its
+    /// forms are rendered outside the lock, so a scrape of another format does not wait).
+    fn tail(&self, format: Format) -> (Arc<Snapshot>, Arc<Tail>) {
         let snapshot = self.store.snapshot();
-        let cached = {
-            let mut slot = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            match &*slot {
-                Some(c) if std::ptr::eq(c.snapshot.as_ptr(), Arc::as_ptr(&snapshot)) => c.clone(),
-                _ => {
-                    let fresh = Arc::new(Cached {
-                        snapshot: Arc::downgrade(&snapshot),
-                        tails: [OnceLock::new(), OnceLock::new()],
-                    });
-                    *slot = Some(fresh.clone());
-                    fresh
-                }
+        let mut slot = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let cached = match &*slot {
+            Some(c) if std::ptr::eq(c.snapshot.as_ptr(), Arc::as_ptr(&snapshot)) => c.clone(),
+            _ => {
+                let fresh = Arc::new(Cached {
+                    snapshot: Arc::downgrade(&snapshot),
+                    tails: Default::default(),
+                });
+                *slot = Some(fresh.clone());
+                fresh
             }
         };
-        // Rendered outside the lock: a scrape of another format does not wait for this one.
-        let tail = cached.tails[format.index()].get_or_init(|| {
-            Arc::new(Tail {
-                plain: workspaces::render(&snapshot, format, self.per_workspace),
-                gzip: OnceLock::new(),
-            })
-        });
-        (self.head(format), tail.clone())
+        drop(slot);
+        let tail = cached.tails[format.index()].clone();
+        (snapshot, tail)
     }
 
     /// The part rendered on every scrape.
