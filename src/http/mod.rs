@@ -32,7 +32,7 @@ use axum::routing::get;
 
 pub use options::{OptionsError, RouterOptions};
 pub use server::{Limits, serve, serve_with};
-pub use shared::{AppState, error};
+pub use shared::AppState;
 
 /// Every endpoint of the interfaces contract, under the route prefix. Options that do not pass
 /// `RouterOptions::check` are replaced by the defaults (with a warning), so this never fails.

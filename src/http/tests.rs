@@ -164,6 +164,11 @@ async fn metrics_are_text_by_default_and_openmetrics_when_asked() {
     );
     assert!(body.contains(&build), "{body}");
     assert!(!body.contains("# EOF"));
+    assert!(
+        body.contains("# TYPE iacwatch_scan_duration_seconds histogram\n"),
+        "{body}"
+    );
+    assert!(!body.contains("# UNIT"), "{body}");
 
     // What Prometheus 2 sends.
     let accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,\
@@ -263,7 +268,11 @@ async fn under_a_route_prefix_every_endpoint_moves_and_the_page_links_carry_it()
         html.contains(&format!("iacwatch {}", crate::build_info::VERSION)),
         "{html}"
     );
-    assert!(!html.contains("href=\"/?") && !html.contains("href=\"/\""), "{html}");
+    assert!(html.contains("action=\"/tools/iacwatch/\""), "{html}");
+    // No address of the page's own leaves the prefix.
+    for outside in ["=\"/\"", "=\"/?", "=\"/api", "=\"/metrics", "=\"/readyz"] {
+        assert!(!html.contains(outside), "{outside} in {html}");
+    }
     let summary = get(&app.router, "/tools/iacwatch/api/v1/summary", &[]).await;
     assert_eq!(summary.json()["total"], 0);
     assert_eq!(

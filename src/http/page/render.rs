@@ -188,11 +188,12 @@ fn toolbar(out: &mut String, view: &PageView) {
     }
     let _ = writeln!(
         out,
-        "<div class=\"toolbar\"><form id=\"search\" class=\"search\" method=\"get\" action=\"/\" role=\"search\">\
+        "<div class=\"toolbar\"><form id=\"search\" class=\"search\" method=\"get\" action=\"{action}\" role=\"search\">\
          <label for=\"q\">Search path</label><input id=\"q\" name=\"q\" type=\"search\" value=\"{q}\" \
          placeholder=\"e.g. prod/network\" autocomplete=\"off\" spellcheck=\"false\">{hidden}\
          <button type=\"submit\" class=\"nojs\">Search</button></form>\
          <p id=\"summary\" class=\"summary\" aria-live=\"polite\">{summary}</p></div>",
+        action = escape(base(view)),
         q = escape(params.q.as_deref().unwrap_or("")),
         summary = summary(view),
     );
