@@ -31,7 +31,7 @@ impl Default for RouterOptions {
 /// A reason the options cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum OptionsError {
-    #[error("{key}: '{value}' must be a path such as /metrics (letters, digits, '-', '_', '.', '~' and '/', no '//')")]
+    #[error("{key}: '{value}' must be a URL path such as /metrics (no space, brace, '?', '#' or '//')")]
     NotAPath { key: &'static str, value: String },
     #[error("telemetry_path: '{0}' is taken by another endpoint (/, /healthz, /readyz, /api/...)")]
     Taken(String),
@@ -64,13 +64,35 @@ impl Default for Paths {
     }
 }
 
-/// A path the router can take as a literal route.
+/// A path the router can take as a literal route: the characters RFC 3986 allows in a path
+/// (`%` escapes included), without the braces the router reads as a parameter.
 fn path_ok(path: &str) -> bool {
     path.starts_with('/')
         && !path.contains("//")
-        && path
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/'))
+        && path.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'_'
+                        | b'.'
+                        | b'~'
+                        | b'/'
+                        | b'%'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                        | b':'
+                        | b'@'
+                )
+        })
 }
 
 /// `/`, `` and `/x/` to ``, `` and `/x`.
@@ -182,6 +204,10 @@ mod tests {
         assert_eq!(p.base, "/tools/iacwatch/");
         assert_eq!(paths("/m", "/", Some("http://host")).unwrap().base, "/");
         assert_eq!(paths("/m", "/", Some("/a/")).unwrap().base, "/a/");
+        assert_eq!(
+            paths("/m", "/team:a/iac%20watch", None).unwrap().base,
+            "/team:a/iac%20watch/"
+        );
     }
 
     #[test]
@@ -195,6 +221,8 @@ mod tests {
             ("/metrics", "/", Some("ftp://host/x")),
             ("/metrics", "/", Some("https://")),
             ("/metrics", "/", Some("https://host/<script>")),
+            ("/metrics", "/a b", None),
+            ("/metrics", "/{id}", None),
         ] {
             assert!(
                 paths(telemetry, prefix, external).is_err(),
