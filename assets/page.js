@@ -1,12 +1,14 @@
 // The overview page's script: filters, sorts and searches in place, keeps them in the address, and
 // refreshes the cards and the table from /api/v1/workspaces every few seconds without a reload.
-// It renders the same markup as src/page/render.rs (change one, change the other). Text from the
-// API is always set through escape() or textContent.
+// It renders the same markup as src/http/page/render.rs (change one, change the other). Text from
+// the API is always set through escape() or textContent. Every address it builds starts with the
+// page's base (body's data-base: `/`, or the prefix behind a reverse proxy).
 (function () {
   "use strict";
   var STATUSES = ["destroying", "provisioning", "failed", "drifted", "apply_needed", "active", "inactive"];
   var COLUMNS = ["status", "path", "workspace", "resources", "changes", "drift", "lock", "last_run", "since"];
   var REFRESH_MS = 5000;
+  var BASE = document.body.getAttribute("data-base") || "/";
 
   var el = function (id) { return document.getElementById(id); };
   var rowsEl = el("rows");
@@ -45,7 +47,7 @@
     if (view.root) parts.push("root=" + enc(view.root));
     if (view.q) parts.push("q=" + enc(view.q));
     if (column !== "status" || desc) parts.push("sort=" + (desc ? "-" : "") + column);
-    return "/" + (parts.length ? "?" + parts.join("&") : "");
+    return BASE + (parts.length ? "?" + parts.join("&") : "");
   }
 
   function cardHref(status) {
@@ -64,7 +66,7 @@
     else window.history.replaceState(null, "", url);
   }
 
-  // ---- formatting (as src/page/time.rs) ----
+  // ---- formatting (as src/http/page/time.rs) ----
 
   function escape(text) {
     return String(text).replace(/[&<>"']/g, function (c) {
@@ -98,7 +100,7 @@
     return '<span class="none" title="' + escape(why) + '">–</span>';
   }
 
-  // ---- one row (as row() in src/page/render.rs) ----
+  // ---- one row (as row() in src/http/page/render.rs) ----
 
   function currentPlan(w) { return w.plan && w.plan.current ? w.plan : null; }
 
@@ -186,7 +188,7 @@
       cell("c-reasons", "Reasons", cellReasons(w));
   }
 
-  // ---- order (as Sort::compare in src/page/params.rs) ----
+  // ---- order (as Sort::compare in src/http/page/params.rs) ----
 
   function key(w, column) {
     var p = currentPlan(w);
@@ -376,7 +378,7 @@
   // ---- refresh ----
 
   function apiUrl() {
-    return "/api/v1/workspaces" + (view.root ? "?root=" + encodeURIComponent(view.root) : "");
+    return BASE + "api/v1/workspaces" + (view.root ? "?root=" + encodeURIComponent(view.root) : "");
   }
 
   function refresh() {
@@ -398,7 +400,7 @@
         lastSuccess = new Date();
         showConnection(null);
         if (!data.workspaces.length) {
-          return fetch("/readyz", { cache: "no-store" }).then(function (r) { ready = r.ok; }, function () { ready = true; });
+          return fetch(BASE + "readyz", { cache: "no-store" }).then(function (r) { ready = r.ok; }, function () { ready = true; });
         }
         ready = true;
       })

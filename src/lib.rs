@@ -12,13 +12,15 @@
 //! `src/layers.rs` checks it):
 //! - core, pure: `model` (statuses, flags, reason codes), `artifact` (parsers, bytes in,
 //!   metadata out), `evidence` (what was read about one workspace), `classify` (evidence + now +
-//!   policy -> verdict), `workspace` (the workspace record, its key and id, scan problems, and the
+//!   policy -> verdict), `telemetry` (the daemon's own counters: scans, events, artifact errors),
+//!   `workspace` (the workspace record, its key and id, scan problems, and the
 //!   batch a source hands to a `Sink`).
 //! - sources, siblings that import only the core: `source::local` (the local file system:
 //!   `layout`, `discover`, `read`, `liveness`, `scan`, `watch`).
 //! - `store`: one `Writer`, many `Reader`s of one published snapshot; imports the core.
 //! - outputs, which read the store and the core and never a source: `report` (JSON views and the
-//!   table), `http`, `page`, `web`, `metrics`.
+//!   table), `http/` (router and server, the JSON API, the Prometheus exposition `http::metrics`,
+//!   the overview page `http::page`, the web configuration `http::web`).
 //! - commands, which wire everything: `cli`, `config`, `command`, `wrapper`; `logging`: the daemon's
 //!   log lines (logfmt or JSON).
 
@@ -31,13 +33,11 @@ pub mod config;
 pub mod evidence;
 pub mod http;
 pub mod logging;
-pub mod metrics;
 pub mod model;
-pub mod page;
 pub mod report;
 pub mod source;
 pub mod store;
-pub mod web;
+pub mod telemetry;
 pub mod workspace;
 pub mod wrapper;
 

@@ -8,14 +8,14 @@ use anyhow::Context;
 
 use super::Exit;
 use crate::config::ServeConfig;
-use crate::http::{AppState, router};
-use crate::metrics::Telemetry;
+use crate::http::{AppState, RouterOptions, router};
 use crate::source::local::liveness::SystemProbe;
 use crate::source::local::read::STREAM_ABOVE_IN_DAEMON;
 use crate::source::local::scan::Scanner;
 use crate::source::local::watch::Watch;
 use crate::store::Writer;
 use crate::store::feed::{Batch, Loop};
+use crate::telemetry::Telemetry;
 
 pub fn main(config: ServeConfig) -> anyhow::Result<Exit> {
     crate::logging::init(config.log_format, config.log_level)?;
@@ -39,8 +39,8 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         listeners.push(listener);
     }
     let web = match &config.web_config_file {
-        Some(path) => crate::web::Web::load(path)?,
-        None => crate::web::Web::plain(),
+        Some(path) => crate::http::web::Web::load(path)?,
+        None => crate::http::web::Web::plain(),
     };
     let labels: Vec<&String> = config.common.roots.iter().map(|r| &r.label).collect();
     for listener in &listeners {
@@ -50,7 +50,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let mut writer_loop = Loop::new(Writer::new());
     let store = writer_loop.reader();
     let telemetry = Telemetry::default();
-    let metrics = Arc::new(crate::metrics::Metrics::new(
+    let metrics = Arc::new(crate::http::metrics::Metrics::new(
         store.clone(),
         &telemetry,
         config.per_workspace_metrics,
@@ -85,7 +85,12 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         .spawn(move || watch.run(&mut feed))
         .context("starting the watcher")?;
     let roots = config.common.roots.iter().map(|r| r.label.clone()).collect();
-    let app = router(AppState { store, metrics, roots });
+    let options = RouterOptions {
+        telemetry_path: config.telemetry_path.clone(),
+        route_prefix: config.route_prefix.clone(),
+        external_url: config.external_url.clone(),
+    };
+    let app = router(AppState::new(store, metrics, roots), &options);
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     let web = Arc::new(web);
     let servers: Vec<_> = listeners

@@ -4,6 +4,7 @@ mod artifacts;
 mod bad_input;
 mod cli;
 mod lifecycle;
+mod metrics;
 mod page;
 mod prometheus;
 mod reliability;

@@ -335,3 +335,71 @@ fn the_page_in_a_browser_filters_searches_and_follows_the_disk() {
     });
     assert_eq!(rows(&page_state(&browser)).len(), FLEET.len());
 }
+
+/// The router and server of the library under a route prefix, in this process (the command line
+/// of `serve` does not take the prefix yet), over an empty fleet: the script's fetches and the
+/// addresses it writes must all carry the prefix, or the refresh fails and the banner shows.
+#[test]
+fn the_page_in_a_browser_works_under_a_route_prefix() {
+    use std::sync::Arc;
+
+    use iacwatch::http::metrics::Metrics;
+    use iacwatch::http::{AppState, Limits, RouterOptions, router, serve};
+
+    let (Some(chromium), Some(chromedriver)) = (tool("chromium/bin/chromium"), tool("chromium/bin/chromedriver"))
+    else {
+        return;
+    };
+    // The writer stays alive for the whole test: its readers see what it last published.
+    let mut writer = iacwatch::store::Writer::new();
+    writer.set_ready();
+    let store = writer.reader();
+    let metrics = Arc::new(Metrics::new(
+        store.clone(),
+        &iacwatch::telemetry::Telemetry::default(),
+        true,
+    ));
+    let options = RouterOptions {
+        route_prefix: "/tools/iacwatch".into(),
+        ..RouterOptions::default()
+    };
+    let app = router(
+        AppState::new(store, metrics, Arc::from(vec!["/srv/tf".to_owned()])),
+        &options,
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = runtime.spawn(serve(listener, app, Limits::default(), async {
+        let _ = stopped.await;
+    }));
+
+    let browser = Browser::start(&chromedriver, &chromium, 1200, 800);
+    browser.goto(&format!("http://{address}/tools/iacwatch/"));
+    let state = eventually(Duration::from_secs(20), "the script's first refresh", || {
+        let state = page_state(&browser);
+        state["refreshed"].is_string().then_some(state)
+    });
+    assert!(state["connection"] == true, "connection banner shown: {state}");
+    let links = browser.eval(
+        "return Array.prototype.map.call(document.querySelectorAll('footer a'), function (a) { return a.getAttribute('href'); });",
+        json!([]),
+    );
+    assert_eq!(
+        links,
+        json!(["/tools/iacwatch/api/v1/workspaces", "/tools/iacwatch/metrics"])
+    );
+    browser.click("#card-failed");
+    eventually(Duration::from_secs(10), "the filter in the address", || {
+        browser.url().ends_with("/tools/iacwatch/?status=failed").then_some(())
+    });
+    // The script's next refreshes still reach the API under the prefix.
+    let before = page_state(&browser)["refreshed"].clone();
+    eventually(Duration::from_secs(20), "a refresh after the click", || {
+        let state = page_state(&browser);
+        (state["refreshed"] != before && state["connection"] == true).then_some(())
+    });
+    let _ = stop.send(());
+    runtime.block_on(server).unwrap();
+}

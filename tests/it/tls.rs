@@ -255,7 +255,7 @@ fn the_example_web_configs_pass_promtool() {
                 String::from_utf8_lossy(&out.stderr)
             );
             // And iacwatch reads it too.
-            iacwatch::web::WebConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            iacwatch::http::web::WebConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             checked += 1;
         }
     }

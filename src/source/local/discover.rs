@@ -144,10 +144,11 @@ fn walk(
     let iter = walker.into_iter().filter_entry(|entry| {
         let name = entry.file_name().to_string_lossy();
         let dir = is_dir(entry, options.follow_symlinks);
-        if entry.depth() > 0 && is_marker(&name, dir) {
-            if let Some(parent) = entry.path().parent() {
-                local.push(relative(root, parent));
-            }
+        if entry.depth() > 0
+            && is_marker(&name, dir)
+            && let Some(parent) = entry.path().parent()
+        {
+            local.push(relative(root, parent));
         }
         if entry.depth() == 0 {
             return true;

@@ -27,7 +27,7 @@ use self::roots::{Events, Watchers};
 use super::Root;
 use super::discover::{self, discover_subtree, is_workspace_dir, relative};
 use super::scan::{Scanner, settle, settling, walk_problem};
-use crate::metrics::Telemetry;
+use crate::telemetry::Telemetry;
 use crate::workspace::{Key, Known, ScanKind, ScanProblem, Scope, Sink, Update, Workspace, is_within};
 
 /// Timing of the watcher.

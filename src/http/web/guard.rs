@@ -28,13 +28,13 @@ fn header_bytes(request: &Request) -> usize {
 pub async fn guard(State(web): State<Arc<Web>>, request: Request, next: Next) -> Response {
     let settings = web.current();
     let mut response = if request.uri().to_string().len() > MAX_URI_BYTES {
-        crate::http::error(
+        crate::http::shared::error(
             StatusCode::URI_TOO_LONG,
             "uri_too_long",
             format!("the request target is longer than {MAX_URI_BYTES} bytes"),
         )
     } else if header_bytes(&request) > MAX_HEADER_BYTES {
-        crate::http::error(
+        crate::http::shared::error(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "headers_too_large",
             format!("the request headers are longer than {MAX_HEADER_BYTES} bytes"),
@@ -52,7 +52,7 @@ pub async fn guard(State(web): State<Arc<Web>>, request: Request, next: Next) ->
         if ok {
             next.run(request).await
         } else {
-            let mut response = crate::http::error(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized");
+            let mut response = crate::http::shared::error(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized");
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));

@@ -27,6 +27,8 @@ pub struct PageView<'a> {
     pub in_root: usize,
     /// The roots as configured.
     pub roots: &'a [String],
+    /// The exposition's address, relative to the page's (`metrics`).
+    pub telemetry_link: &'a str,
 }
 
 /// Escapes text for HTML content and quoted attribute values.
@@ -63,8 +65,9 @@ pub fn page(view: &PageView, style: &str, script: &str) -> String {
          <meta name=\"color-scheme\" content=\"light\">\n\
          <title>{title}</title>\n\
          <noscript><meta http-equiv=\"refresh\" content=\"30\"></noscript>\n\
-         <style>{style}</style>\n</head>\n<body>\n",
+         <style>{style}</style>\n</head>\n<body data-base=\"{base}\">\n",
         title = escape(&title),
+        base = escape(base(view)),
     );
     header(&mut out, view);
     out.push_str("<main class=\"wrap\">\n");
@@ -74,22 +77,37 @@ pub fn page(view: &PageView, style: &str, script: &str) -> String {
     table(&mut out, view);
     problems(&mut out, view);
     out.push_str("</main>\n");
-    out.push_str(
-        "<footer class=\"wrap foot\"><a href=\"/api/v1/workspaces\">JSON API</a> · <a href=\"/metrics\">Metrics</a> · \
-         Shows metadata only: no value from a state or plan leaves iacwatch.\
-         <noscript> This page reloads every 30 s; with JavaScript it updates in place.</noscript></footer>\n",
+    let _ = writeln!(
+        out,
+        "<footer class=\"wrap foot\"><a href=\"{base}api/v1/workspaces\">JSON API</a> · <a href=\"{base}{metrics}\">Metrics</a> · \
+         Shows metadata only: no value from a state or plan leaves iacwatch. \
+         <span class=\"version\">iacwatch {version}</span>\
+         <noscript> This page reloads every 30 s; with JavaScript it updates in place.</noscript></footer>",
+        base = escape(base(view)),
+        metrics = escape(view.telemetry_link),
+        version = escape(crate::build_info::VERSION),
     );
     let _ = write!(out, "<script>{script}</script>\n</body>\n</html>\n");
     out
+}
+
+/// The base of the page's links.
+fn base<'a>(view: &'a PageView) -> &'a str {
+    if view.params.base.is_empty() {
+        "/"
+    } else {
+        &view.params.base
+    }
 }
 
 fn header(out: &mut String, view: &PageView) {
     let generated = time::parse(&view.doc.generated_at);
     let _ = writeln!(
         out,
-        "<header class=\"top\"><div class=\"wrap top-in\"><h1><a href=\"/\">iacwatch</a></h1>\
+        "<header class=\"top\"><div class=\"wrap top-in\"><h1><a href=\"{}\">iacwatch</a></h1>\
          <span class=\"sub\">Terraform and OpenTofu workspaces</span>\
          <span id=\"updated\" class=\"updated\" role=\"status\">{}</span></div></header>",
+        escape(base(view)),
         match generated {
             Some(t) => format!(
                 "Updated <time datetime=\"{}\" title=\"{}\" data-rel>{}</time>",
@@ -170,11 +188,12 @@ fn toolbar(out: &mut String, view: &PageView) {
     }
     let _ = writeln!(
         out,
-        "<div class=\"toolbar\"><form id=\"search\" class=\"search\" method=\"get\" action=\"/\" role=\"search\">\
+        "<div class=\"toolbar\"><form id=\"search\" class=\"search\" method=\"get\" action=\"{action}\" role=\"search\">\
          <label for=\"q\">Search path</label><input id=\"q\" name=\"q\" type=\"search\" value=\"{q}\" \
          placeholder=\"e.g. prod/network\" autocomplete=\"off\" spellcheck=\"false\">{hidden}\
          <button type=\"submit\" class=\"nojs\">Search</button></form>\
          <p id=\"summary\" class=\"summary\" aria-live=\"polite\">{summary}</p></div>",
+        action = escape(base(view)),
         q = escape(params.q.as_deref().unwrap_or("")),
         summary = summary(view),
     );
@@ -212,6 +231,7 @@ fn clear_href(params: &Params) -> String {
         root: params.root.clone(),
         q: None,
         sort: params.sort,
+        base: params.base.clone(),
     }
     .href(&[], params.sort)
 }

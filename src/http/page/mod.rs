@@ -22,14 +22,14 @@ use chrono::Utc;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::http::{AppState, Selection, workspaces_document};
+use crate::http::shared::{AppState, Selection, workspaces_document};
 use crate::model::parse_status_list;
 
-pub use params::{Column, Params, Sort};
-pub use render::{PageView, escape};
+pub use params::{Params, Sort};
+pub use render::PageView;
 
-const STYLE: &str = include_str!("../../assets/page.css");
-const SCRIPT: &str = include_str!("../../assets/page.js");
+const STYLE: &str = include_str!("../../../assets/page.css");
+const SCRIPT: &str = include_str!("../../../assets/page.js");
 
 /// The query of `/`.
 #[derive(Deserialize, Default)]
@@ -86,6 +86,7 @@ pub async fn index(State(state): State<AppState>, query: Result<Query<PageQuery>
         root,
         q,
         sort: query.sort.as_deref().map(Sort::parse).unwrap_or_default(),
+        base: state.paths.base.clone(),
     };
     let body = render_page(&state, &params, notice.as_deref());
     let code = if notice.is_some() {
@@ -124,40 +125,13 @@ pub fn render_page(state: &AppState, params: &Params, notice: Option<&str>) -> S
         ready: state.store.is_ready(),
         in_root,
         roots: &state.roots,
+        telemetry_link: &state.paths.telemetry_link,
     };
     render::page(&view, &assets().style, SCRIPT)
 }
 
 /// Standard base64 with padding (for the policy's hashes).
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_pads_like_the_standard() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-    }
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }

@@ -187,6 +187,9 @@ pub struct Params {
     /// The path search as typed.
     pub q: Option<String>,
     pub sort: Sort,
+    /// The page's own address, the base of its links (`/`, or `/prefix/` behind a proxy); empty
+    /// means `/`.
+    pub base: String,
 }
 
 impl Params {
@@ -208,7 +211,11 @@ impl Params {
         if sort != Sort::default() {
             pairs.push(("sort", sort.param()));
         }
-        let mut out = String::from("/");
+        let mut out = if self.base.is_empty() {
+            String::from("/")
+        } else {
+            self.base.clone()
+        };
         for (i, (name, value)) in pairs.iter().enumerate() {
             out.push(if i == 0 { '?' } else { '&' });
             let _ = write!(out, "{name}={}", encode(value));
@@ -262,6 +269,7 @@ mod tests {
             root: Some("/srv/a b".into()),
             q: Some("net&x".into()),
             sort: Sort::parse("-path"),
+            base: String::new(),
         };
         assert_eq!(
             params.card_href(Status::Drifted),
@@ -277,5 +285,14 @@ mod tests {
             "/?status=failed,drifted"
         );
         assert_eq!(Params::default().href(&[], Sort::default()), "/");
+        let behind_a_proxy = Params {
+            base: "/iacwatch/".into(),
+            ..Params::default()
+        };
+        assert_eq!(
+            behind_a_proxy.href(&[Status::Failed], Sort::default()),
+            "/iacwatch/?status=failed"
+        );
+        assert_eq!(behind_a_proxy.href(&[], Sort::default()), "/iacwatch/");
     }
 }

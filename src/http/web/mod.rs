@@ -7,10 +7,10 @@
 //! size, modification time): a change is picked up on the next connection or request, without a
 //! restart. A change that does not load keeps the last good settings and logs why.
 
-pub mod auth;
+pub(crate) mod auth;
 pub mod config;
-pub mod guard;
-pub mod tls;
+pub(crate) mod guard;
+pub(crate) mod tls;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
