@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::support::{Daemon, FLEET, check_golden, load_scenario_at, promtool_check_metrics, repo, tool};
+use crate::support::{Daemon, FLEET, check_golden, converge, load_scenario_at, promtool_check_metrics, repo, tool};
 
 /// What Prometheus 2 sends.
 const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
@@ -199,4 +199,36 @@ fn process_metrics_describe_the_daemon() {
         env!("CARGO_PKG_VERSION")
     );
     assert!(body.contains(&build), "{body}");
+}
+
+#[test]
+fn root_up_follows_whether_each_root_can_be_read() {
+    let present = fleet();
+    let parent = tempfile::tempdir().unwrap();
+    let vanishing = parent.path().join("later");
+    fs::create_dir(&vanishing).unwrap();
+    let daemon = Daemon::start(&[present.path(), &vanishing], &[]);
+    let up = |root: &Path| {
+        let body = daemon.get("/metrics");
+        let series = format!("iacwatch_root_up{{root=\"{}\"}}", root.display());
+        body.lines()
+            .find_map(|l| l.strip_prefix(series.as_str())?.strip_prefix(' ').map(str::to_owned))
+            .ok_or_else(|| format!("{series} missing"))
+    };
+    let wait = std::time::Duration::from_secs(10);
+    converge(wait, "both roots up", || match (up(present.path())?, up(&vanishing)?) {
+        (a, b) if a == "1" && b == "1" => Ok(()),
+        other => Err(format!("{other:?}")),
+    });
+    fs::remove_dir(&vanishing).unwrap();
+    converge(wait, "the removed root down", || match up(&vanishing)?.as_str() {
+        "0" => Ok(()),
+        other => Err(other.to_owned()),
+    });
+    assert_eq!(up(present.path()).unwrap(), "1", "the other root stays up");
+    fs::create_dir(&vanishing).unwrap();
+    converge(wait, "the recreated root up again", || match up(&vanishing)?.as_str() {
+        "1" => Ok(()),
+        other => Err(other.to_owned()),
+    });
 }

@@ -451,8 +451,8 @@ fn daemon_root(daemon: &Daemon) -> String {
     let log = daemon.log.lock().unwrap();
     let line = log.iter().find(|l| l.contains("\"serving\"")).unwrap();
     let v: Value = serde_json::from_str(line).unwrap();
-    let roots = v["roots"].as_str().unwrap().to_owned();
-    roots.trim_matches(|c| c == '[' || c == ']' || c == '"').to_owned()
+    // The log writes the roots as a JSON array.
+    v["roots"][0].as_str().unwrap().to_owned()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 //! The part of the exposition that follows from the store's snapshot alone: the counts per
-//! status, the end of the last full scan and the per-workspace families (seven series a
+//! status, whether each root can be read, the end of the last full scan and the per-workspace families (seven series a
 //! workspace for the status alone, 180,000 samples for 10,000 workspaces). Written straight into
 //! the body, with each workspace's escaped labels built once per rendering; one function a family.
 
@@ -26,6 +26,19 @@ pub(crate) fn render(snapshot: &Snapshot, format: Format, per_workspace: bool) -
     for status in Status::ALL {
         let value = Number::Count(counts.get(status));
         sample(&mut out, "iacwatch_workspaces", &[("status", status.as_str())], value);
+    }
+    if !snapshot.roots.is_empty() {
+        let name = "iacwatch_root_up";
+        family(
+            &mut out,
+            format,
+            name,
+            "1 while the root can be read, else 0",
+            Kind::Gauge,
+        );
+        for (root, up) in &snapshot.roots {
+            sample(&mut out, name, &[("root", root)], Number::Count(u64::from(*up)));
+        }
     }
     if let Some(at) = snapshot.last_full_scan {
         let name = "iacwatch_last_full_scan_timestamp_seconds";
