@@ -30,6 +30,7 @@ pub mod command;
 pub mod config;
 pub mod discover;
 pub mod evidence;
+pub mod history;
 pub mod http;
 pub mod liveness;
 pub mod metrics;
