@@ -11,8 +11,8 @@ pub enum Error {
     NotADirectory { path: PathBuf },
     #[error("cannot create data directory {}: {source}", path.display())]
     CreateDir { path: PathBuf, source: std::io::Error },
-    #[error("cannot write the history to {}: read-only (with --history false, none is kept)", path.display())]
-    ReadOnly { path: PathBuf },
+    #[error("cannot write the history to {}: {why} (with --history false, none is kept)", path.display())]
+    ReadOnly { path: PathBuf, why: &'static str },
     #[error("history database {} is corrupt ({detail}): move it away to start a new history", path.display())]
     Corrupt { path: PathBuf, detail: String },
     #[error(
@@ -60,7 +60,7 @@ impl Error {
                 path,
                 detail: one_line(&source),
             },
-            Some(ErrorCode::ReadOnly) => Error::ReadOnly { path },
+            Some(ErrorCode::ReadOnly) => Error::ReadOnly { path, why: "read-only" },
             _ => Error::Sqlite { path, source },
         }
     }

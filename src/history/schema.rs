@@ -73,7 +73,7 @@ pub fn open(dir: &Path, durability: Durability) -> Result<(Connection, PathBuf),
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut conn = Connection::open_with_flags(&path, flags).map_err(sqlite)?;
     if conn.is_readonly(rusqlite::MAIN_DB).map_err(sqlite)? {
-        return Err(Error::ReadOnly { path });
+        return Err(Error::ReadOnly { path, why: "read-only" });
     }
     conn.busy_timeout(Duration::from_secs(5)).map_err(sqlite)?;
     let version: i64 = conn
@@ -142,12 +142,15 @@ fn prepare_dir(dir: &Path) -> Result<(), Error> {
 /// permissions); SQLite would otherwise open it read-only without a word.
 fn writable(path: &Path, name: &Path) -> Result<(), Error> {
     use nix::unistd::{AccessFlags, access};
-    match access(path, AccessFlags::W_OK) {
-        Err(nix::errno::Errno::EROFS | nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) => Err(Error::ReadOnly {
-            path: name.to_path_buf(),
-        }),
-        _ => Ok(()),
-    }
+    let why = match access(path, AccessFlags::W_OK) {
+        Err(nix::errno::Errno::EROFS) => "read-only file system",
+        Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) => "permission denied",
+        _ => return Ok(()),
+    };
+    Err(Error::ReadOnly {
+        path: name.to_path_buf(),
+        why,
+    })
 }
 
 /// A file of version 0 must be empty; any other must carry our application id.
