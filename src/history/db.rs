@@ -26,16 +26,18 @@ pub type Edge = (Option<Status>, Option<Status>);
 pub struct History {
     pub(super) db: Reader,
     retention: Duration,
+    _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
 impl History {
     /// Opens (creating) the history in `dir`: checks the file, migrates it to this version's
     /// schema, and prunes what is older than the retention at `now`.
     pub fn open(dir: &Path, options: Options, now: DateTime<Utc>) -> Result<History, Error> {
-        let (conn, path) = schema::open(dir, options.durability)?;
+        let schema::Opened { conn, path, lock } = schema::open(dir, options.durability)?;
         let mut history = History {
             db: Reader { conn, path },
             retention: options.retention,
+            _lock: lock,
         };
         history.prune(now)?;
         Ok(history)

@@ -13,6 +13,10 @@ pub enum Error {
     CreateDir { path: PathBuf, source: std::io::Error },
     #[error("cannot write the history to {}: {why} (with --history false, none is kept)", path.display())]
     ReadOnly { path: PathBuf, why: &'static str },
+    #[error("history {} is in use by another iacwatch: each daemon needs its own --data-dir", path.display())]
+    InUse { path: PathBuf },
+    #[error("cannot lock the history with {}: {source}", path.display())]
+    Lock { path: PathBuf, source: std::io::Error },
     #[error("history database {} is corrupt ({detail}): move it away to start a new history", path.display())]
     Corrupt { path: PathBuf, detail: String },
     #[error(
@@ -34,6 +38,8 @@ impl Error {
             Error::NotADirectory { .. } => "not_a_directory",
             Error::CreateDir { .. } => "create_dir",
             Error::ReadOnly { .. } => "read_only",
+            Error::InUse { .. } => "in_use",
+            Error::Lock { .. } => "lock",
             Error::Corrupt { .. } => "corrupt",
             Error::NewerSchema { .. } => "newer_schema",
             Error::Foreign { .. } => "foreign",

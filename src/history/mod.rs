@@ -33,7 +33,7 @@ pub use db::{Edge, History, Key};
 pub use dir::{DirSources, data_dir, resolve_data_dir};
 pub use error::Error;
 pub use query::{Filter, Reader};
-pub use schema::{DATABASE_FILE, SCHEMA_VERSION};
+pub use schema::{DATABASE_FILE, LOCK_FILE, SCHEMA_VERSION};
 
 /// A change of one workspace's status, as given to [`History::record`]. `from: None` is a
 /// workspace that appeared, `to: None` one that vanished.

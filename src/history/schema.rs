@@ -2,8 +2,12 @@
 //! error, the connection settings (WAL, synchronous), and the migrations, one step per schema
 //! version, run at start-up.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 
 use rusqlite::{Connection, OpenFlags, functions::FunctionFlags};
 
@@ -11,6 +15,9 @@ use super::{Durability, Error};
 
 /// The file in the data directory (beside it, SQLite keeps `-wal` and `-shm` while it is open).
 pub const DATABASE_FILE: &str = "history.db";
+
+/// Held with `flock` while a [`super::History`] is open: one writer per data directory.
+pub const LOCK_FILE: &str = "history.lock";
 
 /// The schema this version writes (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = 2;
@@ -64,9 +71,17 @@ pub(super) const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
         FROM transitions GROUP BY 1, 2;",
 ];
 
+/// The writer's connection, its file, and the lock that keeps a second writer out.
+pub struct Opened {
+    pub conn: Connection,
+    pub path: PathBuf,
+    pub lock: Flock<File>,
+}
+
 /// Opens (creating) the database in `dir`, checked, configured and migrated.
-pub fn open(dir: &Path, durability: Durability) -> Result<(Connection, PathBuf), Error> {
+pub fn open(dir: &Path, durability: Durability) -> Result<Opened, Error> {
     prepare_dir(dir)?;
+    let lock = lock(dir)?;
     let path = dir.join(DATABASE_FILE);
     writable(&path, &path)?;
     let sqlite = |e| Error::from_sqlite(&path, e);
@@ -104,7 +119,32 @@ pub fn open(dir: &Path, durability: Durability) -> Result<(Connection, PathBuf),
     quick_check(&conn, &path)?;
     migrate(&mut conn, version).map_err(sqlite)?;
     add_functions(&conn).map_err(sqlite)?;
-    Ok((conn, path))
+    Ok(Opened { conn, path, lock })
+}
+
+/// Takes the data directory's lock: two daemons sharing one history would mix their workspaces
+/// (and each would take the other's for vanished at its next start). The kernel lets go of it
+/// when the process ends, however it ends.
+fn lock(dir: &Path) -> Result<Flock<File>, Error> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| Error::Lock {
+            path: path.clone(),
+            source,
+        })?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| match errno {
+        Errno::EWOULDBLOCK => Error::InUse {
+            path: dir.to_path_buf(),
+        },
+        other => Error::Lock {
+            path,
+            source: other.into(),
+        },
+    })
 }
 
 /// A read-only connection to a database [`open`] has prepared.
@@ -143,8 +183,8 @@ fn prepare_dir(dir: &Path) -> Result<(), Error> {
 fn writable(path: &Path, name: &Path) -> Result<(), Error> {
     use nix::unistd::{AccessFlags, access};
     let why = match access(path, AccessFlags::W_OK) {
-        Err(nix::errno::Errno::EROFS) => "read-only file system",
-        Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) => "permission denied",
+        Err(Errno::EROFS) => "read-only file system",
+        Err(Errno::EACCES | Errno::EPERM) => "permission denied",
         _ => return Ok(()),
     };
     Err(Error::ReadOnly {

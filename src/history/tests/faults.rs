@@ -116,6 +116,17 @@ fn another_programs_database_is_refused() {
 }
 
 #[test]
+fn a_second_writer_is_refused_until_the_first_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(dir.path());
+    assert_eq!(kind_naming(&open_err(dir.path()), dir.path()), "in_use");
+    // Readers are welcome beside the writer.
+    assert_eq!(first.reader().unwrap().after(0, 1).unwrap(), vec![]);
+    drop(first);
+    drop(open(dir.path()));
+}
+
+#[test]
 fn a_data_directory_that_is_a_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("state");
