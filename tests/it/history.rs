@@ -156,6 +156,8 @@ fn kill_9_during_a_burst_loses_no_answered_transition() {
             assert_eq!(&t.path, path, "event {id}");
             assert_eq!(t.reasons, vec![ReasonCode::DriftDetected]);
         }
+        // The totals were committed with the transitions (nothing is pruned here).
+        assert_eq!(history.totals().unwrap().values().sum::<u64>(), stored.len() as u64);
         // The last transition of each workspace is the newest stored one.
         for (key, last) in history.latest().unwrap() {
             let newest = stored.iter().rev().find(|(_, t)| t.path == key.1).map(|(id, _)| *id);

@@ -306,3 +306,34 @@ fn the_same_time_twice_and_odd_names_are_kept_apart() {
     };
     assert_eq!(history.reads().transitions(&q).unwrap().len(), 2);
 }
+
+#[test]
+fn a_reader_on_another_thread_sees_whole_batches_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut history = open(dir.path());
+    let reader = history.reader().unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = done.clone();
+    let watcher = std::thread::spawn(move || {
+        let mut sizes = Vec::new();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            sizes.push(reader.after(0, MAX_LIMIT).unwrap().len());
+        }
+        sizes.push(reader.after(0, MAX_LIMIT).unwrap().len());
+        sizes
+    });
+    for n in 0..300 {
+        let batch: Vec<_> = (0..5)
+            .map(|i| transition(ago(n), "a", &format!("ws{i}"), None, Some(Active)))
+            .collect();
+        history.record(&batch).unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sizes = watcher.join().unwrap();
+    assert!(
+        sizes.iter().all(|n| n % 5 == 0),
+        "a reading saw part of a batch: {sizes:?}"
+    );
+    assert!(sizes.windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!(sizes.last(), Some(&1500));
+}
