@@ -20,7 +20,7 @@ const LAYERS: [(&str, &[&str]); 5] = [
         ],
     ),
     ("source", &["source"]),
-    ("store", &["store"]),
+    ("store", &["store", "history"]),
     ("output", &["report", "http"]),
     ("command", &["command", "cli", "config", "logging", "wrapper"]),
 ];

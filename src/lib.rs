@@ -31,6 +31,7 @@ pub mod cli;
 pub mod command;
 pub mod config;
 pub mod evidence;
+pub mod history;
 pub mod http;
 pub mod logging;
 pub mod model;

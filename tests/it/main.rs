@@ -3,6 +3,7 @@
 mod artifacts;
 mod bad_input;
 mod cli;
+mod history;
 mod lifecycle;
 mod metrics;
 mod page;
