@@ -38,6 +38,7 @@ pub mod page;
 pub mod read;
 pub mod report;
 pub mod scan;
+pub mod source;
 pub mod store;
 pub mod watch;
 pub mod web;
