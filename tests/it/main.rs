@@ -7,6 +7,7 @@ mod lifecycle;
 mod page;
 mod prometheus;
 mod reliability;
+mod remote;
 mod run;
 mod scenarios;
 mod serve;
