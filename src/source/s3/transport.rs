@@ -77,8 +77,12 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 impl HttpService for Counting {
     async fn call(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
         self.counts.requests.fetch_add(1, Ordering::Relaxed);
+        let listing = request.uri().query().is_some_and(|q| q.contains("list-type=2"));
         let response = self.inner.execute(request).await?;
         let status = response.status();
+        if listing && status.is_success() {
+            return checked_listing(response).await;
+        }
         if status == http::StatusCode::NOT_MODIFIED {
             self.counts.not_modified.fetch_add(1, Ordering::Relaxed);
         }
@@ -126,6 +130,25 @@ impl HttpService for Counting {
         ))
     }
 }
+
+/// A listing page that is no `ListBucketResult` (a captive portal, a proxy's page) would read as an
+/// empty listing, and every workspace of the root would vanish: it is an error instead.
+async fn checked_listing(response: HttpResponse) -> Result<HttpResponse, HttpError> {
+    let (parts, body) = response.into_parts();
+    let body = body.bytes().await?;
+    let head = &body[..body.len().min(1024)];
+    if !head.windows(LISTING_ROOT.len()).any(|w| w == LISTING_ROOT) {
+        return Err(HttpError::new(HttpErrorKind::Decode, NotAListing));
+    }
+    Ok(HttpResponse::from_parts(parts, body.into()))
+}
+
+const LISTING_ROOT: &[u8] = b"<ListBucketResult";
+
+/// A successful answer to a listing that is not one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the answer to a listing is not a ListBucketResult")]
+pub struct NotAListing;
 
 /// The error code of an S3 XML error (`<Code>SlowDown</Code>`) or a DynamoDB JSON one.
 pub fn error_code(body: &[u8]) -> Option<String> {

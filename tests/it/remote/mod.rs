@@ -2,5 +2,6 @@
 //! writing through `backend "s3"` (`tools/install-remote`, `tools/install-terraform`).
 
 mod bucket;
+mod faults;
 mod servers;
 mod terraform;

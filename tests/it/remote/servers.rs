@@ -34,11 +34,12 @@ const WEED_PORTS: [&str; 11] = [
 
 /// A running SeaweedFS (`weed mini`) with one bucket, `BUCKET`.
 pub struct SeaweedFs {
-    child: Child,
+    child: Option<Child>,
+    weed: PathBuf,
     pub endpoint: String,
     ports: Vec<u16>,
     /// The data and `weed.log`, removed with the server.
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl SeaweedFs {
@@ -46,14 +47,33 @@ impl SeaweedFs {
     pub fn start() -> Option<SeaweedFs> {
         let weed = tool("remote/bin/weed")?;
         let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        std::fs::create_dir_all(&data).unwrap();
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
         let ports: Vec<u16> = WEED_PORTS.iter().map(|_| free_port()).collect();
-        let log = std::fs::File::create(dir.path().join("weed.log")).unwrap();
-        let mut command = Command::new(weed);
+        let s3_port = ports[WEED_PORTS.iter().position(|p| *p == "s3.port").unwrap()];
+        let mut server = SeaweedFs {
+            child: None,
+            weed,
+            endpoint: format!("http://127.0.0.1:{s3_port}"),
+            ports,
+            dir,
+        };
+        server.start_again();
+        server.aws(&["create-bucket", BUCKET], None);
+        Some(server)
+    }
+
+    /// Starts the server (again, after `stop`) on the same ports and data, and waits until S3
+    /// answers.
+    pub fn start_again(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("weed.log"))
+            .unwrap();
+        let mut command = Command::new(&self.weed);
         command
             .arg("mini")
-            .arg(format!("-dir={}", data.display()))
+            .arg(format!("-dir={}", self.dir.path().join("data").display()))
             .args([
                 "-ip=127.0.0.1",
                 "-ip.bind=127.0.0.1",
@@ -65,30 +85,35 @@ impl SeaweedFs {
             .args(
                 WEED_PORTS
                     .iter()
-                    .zip(&ports)
+                    .zip(&self.ports)
                     .map(|(flag, port)| format!("-{flag}={port}")),
             )
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .current_dir(dir.path())
+            .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        let child = command.spawn().unwrap();
-        let s3_port = ports[WEED_PORTS.iter().position(|p| *p == "s3.port").unwrap()];
-        let server = SeaweedFs {
-            child,
-            endpoint: format!("http://127.0.0.1:{s3_port}"),
-            ports,
-            _dir: dir,
-        };
-        let address = format!("127.0.0.1:{s3_port}");
+        self.child = Some(command.spawn().unwrap());
+        let address = self.endpoint.trim_start_matches("http://").to_owned();
         // Unsigned requests are refused (403) once S3 answers at all.
         eventually(Duration::from_secs(60), "SeaweedFS's S3 API to answer", || {
             http_request(&address, "GET", "/").ok().map(|_| ())
         });
-        server.aws(&["create-bucket", BUCKET], None);
-        Some(server)
+    }
+
+    /// Kills the server; its data stays for `start_again`.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // weed names its Unix sockets by port, in /tmp; they outlive a killed server.
+        for port in &self.ports {
+            for kind in ["filer", "s3", "master-grpc", "volume-grpc", "filer-grpc", "s3-grpc"] {
+                let _ = std::fs::remove_file(format!("/tmp/seaweedfs-{kind}-{port}.sock"));
+            }
+        }
     }
 
     /// Runs `aws.py ARGS` against this server (and `dynamodb`, when given); panics if it fails.
@@ -121,14 +146,7 @@ impl SeaweedFs {
 
 impl Drop for SeaweedFs {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // weed names its Unix sockets by port, in /tmp; they outlive a killed server.
-        for port in &self.ports {
-            for kind in ["filer", "s3", "master-grpc", "volume-grpc", "filer-grpc", "s3-grpc"] {
-                let _ = std::fs::remove_file(format!("/tmp/seaweedfs-{kind}-{port}.sock"));
-            }
-        }
+        self.stop();
     }
 }
 
