@@ -4,7 +4,8 @@
 
 use globset::GlobSet;
 use iacwatch::artifact::tflock::LockOperation;
-use iacwatch::source::s3::keys::identify;
+use iacwatch::source::s3::keys::{identify, lock_object_key, locked_state_key};
+use iacwatch::source::s3::locktable::parse_lock_object;
 use iacwatch::source::s3::{ErrorKind, Fetched, RemoteSettings, S3Client, S3Root};
 
 use super::servers::{BUCKET, Moto, SECRET_KEY, SeaweedFs, TABLE, put_items, runtime, test_keys};
@@ -80,8 +81,22 @@ fn a_root_with_a_prefix_lists_its_named_workspaces_outside_it() {
     ] {
         s3.put(key, b"{\"version\":4,\"resources\":[]}");
     }
+    // An S3 native lock (Terraform >= 1.10, `use_lockfile`), as Terraform writes it.
+    let lock = r#"{"ID":"e3a3b7c2-1f0d-4c1e-9d2a-6b0b1c2d3e4f","Operation":"OperationTypeApply","Info":"","Who":"runner@ci-7","Version":"1.10.0","Created":"2026-11-29T10:00:00.123456789Z","Path":"tfstate/env:/blue/prod/net/terraform.tfstate"}"#;
+    s3.put("env:/blue/prod/net/terraform.tfstate.tflock", lock.as_bytes());
     let client = s3.client("s3://tfstate/prod", s3.settings());
-    let objects = runtime().block_on(client.list()).unwrap();
+    let rt = runtime();
+    let objects = rt.block_on(client.list()).unwrap();
+    let locks: Vec<&str> = objects.iter().filter_map(|o| locked_state_key(&o.key)).collect();
+    assert_eq!(locks, ["env:/blue/prod/net/terraform.tfstate"]);
+    let Fetched::Changed { body, .. } = rt.block_on(client.get(&lock_object_key(locks[0]), None)).unwrap() else {
+        panic!("the lock object has a body");
+    };
+    let lock = parse_lock_object(&body).unwrap();
+    assert_eq!(
+        (lock.operation, lock.version.as_deref()),
+        (LockOperation::Apply, Some("1.10.0"))
+    );
     let ids = identify(
         client.root(),
         "env:",
