@@ -8,6 +8,7 @@
 //! - `env`: the AWS environment (and shared-profile static keys) a client is built from;
 //! - `client`: the S3 client of one root (paginated listing, conditional GET);
 //! - `dynamodb`: one paginated `Scan` of the lock table, signed with the same credentials;
+//! - `poll`: one poll of a root (listing, GETs only for changed ETags, the lock table), per workspace;
 //! - `transport`, `error`: the counting HTTP layer, and the bounded error kinds with safe messages.
 //!
 //! The S3 native lock object holds the same LockInfo JSON as `.terraform.tfstate.lock.info`:
@@ -19,6 +20,7 @@ pub mod env;
 pub mod error;
 pub mod keys;
 pub mod locktable;
+pub mod poll;
 pub mod settings;
 pub mod transport;
 
@@ -27,4 +29,5 @@ pub use env::AwsEnvironment;
 pub use error::{ErrorKind, Operation, RemoteError};
 pub use keys::StateIdentity;
 pub use locktable::LockTable;
+pub use poll::{DigestCheck, PollResult, Poller, RemoteWorkspace};
 pub use settings::{RemoteSettings, S3Root};

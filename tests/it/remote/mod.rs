@@ -3,5 +3,6 @@
 
 mod bucket;
 mod faults;
+mod poll;
 mod servers;
 mod terraform;
