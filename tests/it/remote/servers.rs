@@ -32,6 +32,17 @@ const WEED_PORTS: [&str; 11] = [
     "admin.port.grpc",
 ];
 
+/// The Unix sockets `weed mini` makes in /tmp, named `seaweedfs-KIND-PORT.sock`.
+const WEED_SOCKETS: [&str; 7] = [
+    "filer",
+    "s3",
+    "master-grpc",
+    "volume-grpc",
+    "filer-grpc",
+    "s3-grpc",
+    "admin-grpc",
+];
+
 /// A running SeaweedFS (`weed mini`) with one bucket, `BUCKET`.
 pub struct SeaweedFs {
     child: Option<Child>,
@@ -110,7 +121,7 @@ impl SeaweedFs {
         }
         // weed names its Unix sockets by port, in /tmp; they outlive a killed server.
         for port in &self.ports {
-            for kind in ["filer", "s3", "master-grpc", "volume-grpc", "filer-grpc", "s3-grpc"] {
+            for kind in WEED_SOCKETS {
                 let _ = std::fs::remove_file(format!("/tmp/seaweedfs-{kind}-{port}.sock"));
             }
         }
