@@ -64,6 +64,48 @@ impl AwsEnvironment {
     }
 }
 
+/// Which link of the AWS credential chain a client will use (for a reason that says why a bucket
+/// cannot be read: "no credentials" is `InstanceMetadata` off EC2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (from the environment or a profile).
+    StaticKeys,
+    /// `AWS_WEB_IDENTITY_TOKEN_FILE` and `AWS_ROLE_ARN` (EKS): STS `AssumeRoleWithWebIdentity`.
+    WebIdentity,
+    /// `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` or `_FULL_URI` (ECS, EKS Pod Identity).
+    Container,
+    /// Nothing set: the EC2 instance metadata endpoint is asked.
+    InstanceMetadata,
+}
+
+impl CredentialSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialSource::StaticKeys => "static_keys",
+            CredentialSource::WebIdentity => "web_identity",
+            CredentialSource::Container => "container",
+            CredentialSource::InstanceMetadata => "instance_metadata",
+        }
+    }
+}
+
+impl AwsEnvironment {
+    /// The link of the chain `object_store` takes, in its order.
+    pub fn credential_source(&self) -> CredentialSource {
+        if self.get("AWS_ACCESS_KEY_ID").is_some() && self.get("AWS_SECRET_ACCESS_KEY").is_some() {
+            CredentialSource::StaticKeys
+        } else if self.get("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() && self.get("AWS_ROLE_ARN").is_some() {
+            CredentialSource::WebIdentity
+        } else if self.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some()
+            || self.get("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some()
+        {
+            CredentialSource::Container
+        } else {
+            CredentialSource::InstanceMetadata
+        }
+    }
+}
+
 /// The static keys of `profile` in a shared credentials file (INI: `[name]`, then
 /// `aws_access_key_id`, `aws_secret_access_key`, `aws_session_token`), as the variables they stand
 /// for. Other settings of a profile (roles, SSO, processes) are not read.
@@ -134,6 +176,33 @@ aws_access_key_id = AKIDHALF
         assert_eq!(profile_keys(FILE, "default").len(), 2);
         assert!(profile_keys(FILE, "half").is_empty(), "a key id alone is no credential");
         assert!(profile_keys(FILE, "missing").is_empty());
+    }
+
+    #[test]
+    fn tells_the_link_of_the_chain() {
+        let cases: &[(&[(&str, &str)], CredentialSource)] = &[
+            (
+                &[("AWS_ACCESS_KEY_ID", "a"), ("AWS_SECRET_ACCESS_KEY", "s")],
+                CredentialSource::StaticKeys,
+            ),
+            (&[("AWS_ACCESS_KEY_ID", "a")], CredentialSource::InstanceMetadata),
+            (
+                &[
+                    ("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/token"),
+                    ("AWS_ROLE_ARN", "arn:aws:iam::1:role/r"),
+                ],
+                CredentialSource::WebIdentity,
+            ),
+            (
+                &[("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/x")],
+                CredentialSource::Container,
+            ),
+            (&[], CredentialSource::InstanceMetadata),
+        ];
+        for (vars, expected) in cases {
+            let env = AwsEnvironment::from_pairs(vars.iter().copied());
+            assert_eq!(env.credential_source(), *expected, "{vars:?}");
+        }
     }
 
     #[test]
