@@ -44,7 +44,7 @@ pub enum DigestCheck {
     /// Terraform would refuse this state ("does not have the expected content"), unless it is the
     /// moment between its two writes: the classifier waits the settle time.
     Differs,
-    /// The item is no MD5, or the ETag is not one (a multipart upload).
+    /// The item holds no valid MD5.
     Unknown,
 }
 
@@ -74,10 +74,11 @@ pub struct PollResult {
 /// A GET of one key, and its answer.
 type Fetch = (String, Result<Fetched, RemoteError>);
 
-/// A parsed object, by the ETag it was read at.
+/// A parsed object, by the ETag it was read at, with the MD5 of its body.
 #[derive(Clone, Debug)]
 struct Cached<T> {
     etag: Option<String>,
+    md5: String,
     value: T,
 }
 
@@ -140,10 +141,11 @@ impl Poller {
             .filter(|id| !gone.contains(&id.key))
             .filter_map(|identity| {
                 let object = by_key.get(identity.key.as_str())?;
-                let state = self.states.get(&identity.key)?.value.clone();
+                let cached = self.states.get(&identity.key)?;
+                let state = cached.value.clone();
                 Some(RemoteWorkspace {
                     locks: self.locks_of(&identity.key, table.as_ref()),
-                    digest: digest_check(table.as_ref(), &lock_id(&root.bucket, &identity.key), object),
+                    digest: digest_check(table.as_ref(), &lock_id(&root.bucket, &identity.key), &cached.md5),
                     etag: object.etag.clone(),
                     last_modified: object.last_modified,
                     state,
@@ -223,7 +225,8 @@ fn apply<T>(
             Ok(Fetched::Unchanged) => {}
             Ok(Fetched::Changed { etag, body, .. }) => {
                 let value = parse(&body);
-                cache.insert(key, Cached { etag, value });
+                let md5 = hex_md5(&body);
+                cache.insert(key, Cached { etag, md5, value });
             }
             Err(err) => {
                 if err.kind == super::error::ErrorKind::NotFound {
@@ -237,75 +240,48 @@ fn apply<T>(
     gone
 }
 
-fn digest_check(table: Option<&LockTable>, lock_id: &str, object: &ObjectInfo) -> DigestCheck {
+/// Terraform's `-md5` item is the MD5 of the bytes it wrote: compared with the MD5 of the body
+/// read, which holds for multipart uploads and KMS-encrypted objects too, whose ETag is no MD5.
+fn digest_check(table: Option<&LockTable>, lock_id: &str, md5: &str) -> DigestCheck {
     let Some(table) = table else {
         return DigestCheck::NotChecked;
     };
     match table.digests.get(lock_id) {
         None => DigestCheck::NoItem,
         Some(None) => DigestCheck::Unknown,
-        Some(Some(digest)) => match object.etag_digest() {
-            Some(etag) if etag.len() == 32 && !etag.contains('-') => {
-                if *digest == etag {
-                    DigestCheck::Matches
-                } else {
-                    DigestCheck::Differs
-                }
-            }
-            _ => DigestCheck::Unknown,
-        },
+        Some(Some(digest)) if digest == md5 => DigestCheck::Matches,
+        Some(Some(_)) => DigestCheck::Differs,
     }
+}
+
+fn hex_md5(body: &[u8]) -> String {
+    use md5::Digest;
+    md5::Md5::digest(body).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn object(etag: &str) -> ObjectInfo {
-        ObjectInfo {
-            key: "k.tfstate".into(),
-            etag: Some(etag.into()),
-            last_modified: DateTime::<Utc>::UNIX_EPOCH,
-            size: 1,
-        }
-    }
-
     #[test]
-    fn checks_the_digest_against_a_single_part_etag() {
-        let md5 = "0123456789abcdef0123456789abcdef";
+    fn checks_the_digest_against_the_body() {
+        let body = br#"{"version":4}"#;
+        let md5 = hex_md5(body);
+        assert_eq!(md5.len(), 32);
+        assert_eq!(hex_md5(b""), "d41d8cd98f00b204e9800998ecf8427e");
         let mut table = LockTable::default();
-        table.digests.insert("b/k.tfstate".into(), Some(md5.into()));
+        table.digests.insert("b/k.tfstate".into(), Some(md5.clone()));
         table.digests.insert("b/bad.tfstate".into(), None);
+        let other = hex_md5(b"{}");
         let cases = [
-            (Some(&table), "b/k.tfstate", format!("\"{md5}\""), DigestCheck::Matches),
-            (
-                Some(&table),
-                "b/k.tfstate",
-                "\"ffffffffffffffffffffffffffffffff\"".into(),
-                DigestCheck::Differs,
-            ),
-            (
-                Some(&table),
-                "b/k.tfstate",
-                "\"0123456789abcdef0123456789ab-2\"".into(),
-                DigestCheck::Unknown,
-            ),
-            (
-                Some(&table),
-                "b/bad.tfstate",
-                format!("\"{md5}\""),
-                DigestCheck::Unknown,
-            ),
-            (
-                Some(&table),
-                "b/other.tfstate",
-                format!("\"{md5}\""),
-                DigestCheck::NoItem,
-            ),
-            (None, "b/k.tfstate", format!("\"{md5}\""), DigestCheck::NotChecked),
+            (Some(&table), "b/k.tfstate", &md5, DigestCheck::Matches),
+            (Some(&table), "b/k.tfstate", &other, DigestCheck::Differs),
+            (Some(&table), "b/bad.tfstate", &md5, DigestCheck::Unknown),
+            (Some(&table), "b/other.tfstate", &md5, DigestCheck::NoItem),
+            (None, "b/k.tfstate", &md5, DigestCheck::NotChecked),
         ];
-        for (table, id, etag, expected) in cases {
-            assert_eq!(digest_check(table, id, &object(&etag)), expected, "{id} {etag}");
+        for (table, id, md5, expected) in cases {
+            assert_eq!(digest_check(table, id, md5), expected, "{id} {md5}");
         }
     }
 }
