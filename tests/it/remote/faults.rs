@@ -6,23 +6,32 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
-use iacwatch::source::s3::{ErrorKind, Fetched, RemoteSettings, S3Client, S3Root};
+use globset::GlobSet;
+use iacwatch::source::s3::{ErrorKind, Fetched, Poller, RemoteSettings, S3Client, S3Root};
 
 use super::servers::{SECRET_KEY, SeaweedFs, runtime, test_keys};
 use crate::support::eventually;
 
 /// Serves `status` with `body` to every request, on a loopback port, until the test ends.
 fn answering(status: &'static str, content_type: &'static str, body: &'static str) -> String {
+    answering_by(move |_| (status, content_type, body.to_owned()))
+}
+
+/// Serves what `answer` gives for each request line, on a loopback port, until the test ends.
+fn answering_by(answer: impl Fn(&str) -> (&'static str, &'static str, String) + Send + 'static) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
             let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            let _ = reader.read_line(&mut request);
             let mut line = String::new();
             while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
                 line.clear();
             }
+            let (status, content_type, body) = answer(&request);
             let _ = write!(
                 stream,
                 "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -92,6 +101,66 @@ fn slow_down_server_errors_and_garbage_have_their_kinds() {
             "no body text: {err}"
         );
     }
+}
+
+/// A listing of `a.tfstate` and `b.tfstate`, as S3 sends it.
+fn listing() -> String {
+    let item = |key: &str| {
+        format!(
+            "<Contents><Key>{key}</Key><LastModified>2026-11-29T10:00:00.000Z</LastModified><ETag>&quot;0123456789abcdef0123456789abcdef&quot;</ETag><Size>2</Size></Contents>"
+        )
+    };
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult><Name>tfstate</Name><Prefix></Prefix><KeyCount>2</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated>{}{}</ListBucketResult>",
+        item("a.tfstate"),
+        item("b.tfstate")
+    )
+}
+
+#[test]
+fn a_poll_tells_a_root_down_from_an_object_gone() {
+    let rt = runtime();
+    // GETs throttled after a good listing: the root is down, the last statuses stay.
+    let throttled = answering_by(|request| {
+        if request.contains("list-type=2") {
+            ("200 OK", "application/xml", listing())
+        } else {
+            (
+                "503 Slow Down",
+                "application/xml",
+                "<Error><Code>SlowDown</Code></Error>".to_owned(),
+            )
+        }
+    });
+    let mut poller = Poller::new(client(throttled), GlobSet::empty());
+    let err = rt.block_on(poller.poll()).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Throttled, "{err}");
+
+    // One object deleted between the listing and its GET: only that one is left out.
+    let one_gone = answering_by(|request| {
+        if request.contains("list-type=2") {
+            ("200 OK", "application/xml", listing())
+        } else if request.contains("/a.tfstate") {
+            (
+                "404 Not Found",
+                "application/xml",
+                "<Error><Code>NoSuchKey</Code></Error>".to_owned(),
+            )
+        } else {
+            (
+                "200 OK",
+                "application/json",
+                "{\"version\":4,\"serial\":2,\"resources\":[]}".to_owned(),
+            )
+        }
+    });
+    let mut poller = Poller::new(client(one_gone), GlobSet::empty());
+    let result = rt.block_on(poller.poll()).unwrap();
+    let paths: Vec<&str> = result.workspaces.iter().map(|w| w.identity.path.as_str()).collect();
+    assert_eq!(paths, ["b.tfstate"]);
+    assert_eq!(result.problems.len(), 1);
+    assert_eq!(result.problems[0].kind, ErrorKind::NotFound);
+    assert!(result.problems[0].to_string().contains("s3://tfstate/a.tfstate"));
 }
 
 #[test]
