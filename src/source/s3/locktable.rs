@@ -121,7 +121,7 @@ pub fn scan_request(table: &str, start: Option<&str>) -> String {
 
 /// Parses one `Scan` response page.
 pub fn parse_scan(bytes: &[u8]) -> Result<ScanPage, ParseError> {
-    let raw: RawPage = serde_json::from_slice(bytes).map_err(|e| page_error(&e))?;
+    let raw: RawPage = serde_json::from_slice(bytes).map_err(|e| json_error(&e))?;
     let mut page = ScanPage {
         next: raw.last_evaluated_key.and_then(|k| k.lock_id).and_then(|s| s.s),
         ..ScanPage::default()
@@ -168,8 +168,8 @@ pub fn error_type(bytes: &[u8]) -> Option<String> {
     identifier(short, 80)
 }
 
-/// The artifact parsers' error for a page that is not a `Scan` response (kind and position only).
-fn page_error(err: &serde_json::Error) -> ParseError {
+/// The artifact parsers' error for JSON that is not what was expected (kind and position only).
+pub(super) fn json_error(err: &serde_json::Error) -> ParseError {
     use serde_json::error::Category;
     let (line, column) = (err.line(), err.column());
     match err.classify() {

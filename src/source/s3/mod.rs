@@ -5,6 +5,7 @@
 //! - `settings`: the `s3://BUCKET[/PREFIX]` URL and the per-root settings, as plain data;
 //! - `keys`: which objects are state and which workspace each is (the identity rule); pure;
 //! - `locktable`: the DynamoDB lock table's items from DynamoDB's JSON wire format; pure;
+//! - `backend`: a directory's `s3` backend (`.terraform/terraform.tfstate`): bucket, key, settings; pure;
 //! - `env`: the AWS environment (and shared-profile static keys) a client is built from;
 //! - `client`: the S3 client of one root (paginated listing, conditional GET);
 //! - `dynamodb`: one paginated `Scan` of the lock table, signed with the same credentials;
@@ -14,6 +15,7 @@
 //! The S3 native lock object holds the same LockInfo JSON as `.terraform.tfstate.lock.info`:
 //! `artifact::tflock::parse` reads it.
 
+pub mod backend;
 pub mod client;
 pub mod dynamodb;
 pub mod env;

@@ -75,6 +75,19 @@ fn terraform_state_in_s3_is_listed_parsed_and_digested() {
     run(&ws, &["apply", "-auto-approve", "-input=false", "-no-color"]);
     run(&ws, &["workspace", "new", "-no-color", "empty"]);
 
+    // The directory's backend configuration, as init wrote it, says where each workspace lives.
+    let config = std::fs::read(ws.path().join(".terraform/terraform.tfstate")).unwrap();
+    let backend = iacwatch::source::s3::backend::parse(&config).unwrap().unwrap();
+    assert_eq!((backend.bucket.as_str(), backend.key.as_str()), (BUCKET, KEY));
+    assert_eq!(backend.settings.endpoint.as_deref(), Some(s3.endpoint.as_str()));
+    assert_eq!(backend.settings.dynamodb_table.as_deref(), Some(TABLE));
+    assert!(backend.settings.force_path_style);
+    assert_eq!(backend.state_key("staging"), "env:/staging/apps/web/terraform.tfstate");
+    assert!(
+        !format!("{backend:?}").contains(SECRET_KEY),
+        "the backend's secret_key is not read"
+    );
+
     let client = s3.client("s3://tfstate", settings(&s3, &moto));
     let rt = runtime();
     let objects = rt.block_on(client.list()).unwrap();
