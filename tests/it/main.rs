@@ -9,6 +9,7 @@ mod metrics;
 mod page;
 mod prometheus;
 mod reliability;
+mod remote;
 mod roots;
 mod run;
 mod scenarios;

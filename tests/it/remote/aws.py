@@ -1,0 +1,77 @@
+"""The writes the remote-state tests make to the real servers (buckets, objects, the lock table),
+with the boto3 that moto's virtual environment carries. iacwatch itself only reads.
+
+    aws.py create-bucket BUCKET
+    aws.py put BUCKET KEY FILE
+    aws.py put-many BUCKET PREFIX COUNT       # PREFIX/N/terraform.tfstate, N = 0..COUNT-1
+    aws.py delete BUCKET KEY
+    aws.py create-table TABLE
+    aws.py put-items TABLE FILE               # a JSON list of items in DynamoDB's wire format
+    aws.py put-many-items TABLE COUNT         # BUCKET-less digest items, for pagination
+
+Endpoints come from S3_ENDPOINT and DYNAMODB_ENDPOINT, credentials from the AWS_* variables.
+"""
+import json
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+from botocore.config import Config
+
+CONFIG = Config(retries={"max_attempts": 10, "mode": "standard"}, s3={"addressing_style": "path"})
+
+
+def s3():
+    return boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT"], region_name="us-east-1", config=CONFIG)
+
+
+def dynamodb():
+    return boto3.client("dynamodb", endpoint_url=os.environ["DYNAMODB_ENDPOINT"], region_name="us-east-1")
+
+
+def main(cmd, *args):
+    if cmd == "create-bucket":
+        s3().create_bucket(Bucket=args[0])
+    elif cmd == "put":
+        with open(args[2], "rb") as f:
+            s3().put_object(Bucket=args[0], Key=args[1], Body=f.read())
+    elif cmd == "put-many":
+        bucket, prefix, count = args[0], args[1], int(args[2])
+        client = s3()
+        body = b'{"version": 4, "serial": 1, "lineage": "many", "terraform_version": "1.0.3", "resources": []}'
+
+        def put(n):
+            client.put_object(Bucket=bucket, Key=f"{prefix}/{n}/terraform.tfstate", Body=body)
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            list(pool.map(put, range(count)))
+    elif cmd == "delete":
+        s3().delete_object(Bucket=args[0], Key=args[1])
+    elif cmd == "create-table":
+        dynamodb().create_table(
+            TableName=args[0],
+            KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    elif cmd == "put-items":
+        client = dynamodb()
+        with open(args[1]) as f:
+            for item in json.load(f):
+                client.put_item(TableName=args[0], Item=item)
+    elif cmd == "put-many-items":
+        table, count = args[0], int(args[1])
+        client = dynamodb()
+        items = [
+            {"PutRequest": {"Item": {"LockID": {"S": f"many/{n}.tfstate-md5"}, "Digest": {"S": "0" * 32}}}}
+            for n in range(count)
+        ]
+        for start in range(0, count, 25):
+            client.batch_write_item(RequestItems={table: items[start : start + 25]})
+    else:
+        raise SystemExit(f"unknown command {cmd}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

@@ -1,0 +1,8 @@
+//! Remote state against real servers: SeaweedFS (S3), moto (DynamoDB) and the real Terraform
+//! writing through `backend "s3"` (`tools/install-remote`, `tools/install-terraform`).
+
+mod bucket;
+mod faults;
+mod poll;
+mod servers;
+mod terraform;
