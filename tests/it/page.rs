@@ -1,7 +1,8 @@
 //! The overview page at `/`: server-rendered without JavaScript (counts, filters, escaping, an
 //! unknown status), and in a real headless Chromium driven through chromedriver (cards, filter in
 //! the address, live updates from disk without a reload, search). The browser test saves
-//! `target/page-screenshot.png`; `UPDATE_SCREENSHOT=1` also copies it to `docs/screenshot.png`.
+//! `target/page-screenshot.png` (the README's picture is made from the demo tree by
+//! `tools/screenshot`).
 
 mod webdriver;
 
@@ -248,9 +249,6 @@ fn the_page_in_a_browser_filters_searches_and_follows_the_disk() {
     let artifact = repo().join("target/page-screenshot.png");
     fs::create_dir_all(artifact.parent().unwrap()).unwrap();
     fs::write(&artifact, &png).unwrap();
-    if std::env::var_os("UPDATE_SCREENSHOT").is_some() {
-        fs::write(repo().join("docs/screenshot.png"), &png).unwrap();
-    }
     browser.eval("window.__noReload = true; return null;", json!([]));
 
     // A click on the failed card leaves only failed rows and puts the filter in the address.
