@@ -4,6 +4,7 @@ mod artifacts;
 mod bad_input;
 mod cli;
 mod history;
+mod history_serve;
 mod lifecycle;
 mod metrics;
 mod page;
