@@ -344,3 +344,46 @@ pub(crate) async fn events(State(state): State<AppState>, headers: HeaderMap) ->
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> (tempfile::TempDir, history::History, Arc<HistoryState>) {
+        let dir = tempfile::tempdir().unwrap();
+        let history = history::History::open(dir.path(), history::Options::default(), Utc::now()).unwrap();
+        let state = Arc::new(HistoryState::new(history.reader().unwrap()));
+        (dir, history, state)
+    }
+
+    fn summary() -> FeedEvent {
+        FeedEvent::summary(&report::SummaryDocument {
+            generated_at: String::new(),
+            total: 0,
+            counts: report::Counts::default(),
+        })
+    }
+
+    fn client(state: &Arc<HistoryState>) -> Client {
+        Client {
+            history: state.clone(),
+            live: state.events.subscribe(),
+            pending: VecDeque::new(),
+            resume: None,
+            last: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_falls_behind_is_dropped_and_one_that_keeps_up_is_not() {
+        let (_dir, _history, state) = state();
+        let slow = client(&state);
+        let mut quick = client(&state);
+        for _ in 0..FEED_CAPACITY + 1 {
+            state.send(summary());
+            let (_, next_quick) = next(quick).await.expect("a client that keeps up gets every event");
+            quick = next_quick;
+        }
+        assert!(next(slow).await.is_none(), "a lagged client's stream ends");
+    }
+}

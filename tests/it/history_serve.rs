@@ -144,4 +144,37 @@ fn a_restart_keeps_status_since_and_is_no_transition() {
         metrics.contains(r#"iacwatch_transitions_total{from="active",to="inactive"} 1"#),
         "{metrics}"
     );
+
+    // The listing's filters, and `since` and `limit`.
+    let count = |query: &str| transitions(&second, query).len();
+    assert_eq!(count("?limit=1"), 1);
+    assert_eq!(count("?status=inactive"), 1);
+    assert_eq!(count("?status=drifted,inactive"), 2);
+    assert_eq!(count("?q=DRIFTED"), 1);
+    assert_eq!(
+        count(&format!("?root={}", crate::support::url_encode(&fleet.root_label()))),
+        3
+    );
+    assert_eq!(count("?root=elsewhere"), 0);
+    let newest_at = newest["at"].as_str().unwrap();
+    assert_eq!(count(&format!("?since={}", crate::support::url_encode(newest_at))), 1);
+    for (query, code) in [
+        ("?since=yesterday", "bad_since"),
+        ("?limit=0", "bad_limit"),
+        ("?limit=many", "bad_limit"),
+        ("?status=broken", "unknown_status"),
+    ] {
+        let (status, body) = crate::support::http_get(&second.address, &format!("/api/v1/transitions{query}")).unwrap();
+        assert_eq!(status, 400, "{query}: {body}");
+        let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(error["error"]["code"], code, "{query}: {body}");
+    }
+    let id = appeared["id"].as_str().unwrap();
+    let later = second.get_json(&format!("/api/v1/workspaces/{id}/history?since=2999-01-01T00:00:00Z"));
+    assert_eq!(later["transitions"], serde_json::json!([]));
+    let (status, _) = crate::support::http_get(&second.address, "/api/v1/workspaces/nope/history").unwrap();
+    assert_eq!(status, 404);
+    let (status, _) =
+        crate::support::http_get(&second.address, &format!("/api/v1/workspaces/{id}/history?limit=x")).unwrap();
+    assert_eq!(status, 400);
 }
