@@ -213,3 +213,82 @@ fn a_hundred_clients_some_never_reading_do_not_slow_the_watcher() {
     assert!(after < before + 64 * 1024, "{before} KiB -> {after} KiB");
     drop(idle);
 }
+
+/// One transition as the API and the feed show it, by event id.
+type Seen = std::collections::BTreeMap<u64, serde_json::Value>;
+
+#[test]
+fn kill_9_during_a_burst_keeps_every_transition_the_api_or_the_feed_gave() {
+    let fleet = Fleet::new(&["active"]);
+    let flipper = std::sync::Arc::new(Flipper::new(&fleet));
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let mut answered = Seen::new();
+    // The API does not show event ids: these are matched by content.
+    let mut from_api: Vec<serde_json::Value> = Vec::new();
+    for run in 0..3 {
+        let daemon = Daemon::builder()
+            .data_dir(&dir)
+            .root(fleet.path())
+            .args(["--quiet-time", "20ms"])
+            .start();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let burst = {
+            let (flipper, stop) = (flipper.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut round = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    flipper.flip(if round % 2 == 0 { "inactive" } else { "active" });
+                    round += 1;
+                    std::thread::sleep(Duration::from_millis(30));
+                }
+                // Leave it active for the next run.
+                if round % 2 == 1 {
+                    flipper.flip("active");
+                }
+            })
+        };
+        let mut client = Client::connect(&daemon.address, None);
+        let deadline = Instant::now() + Duration::from_millis(1500 + 300 * run);
+        let mut from_feed = 0;
+        while Instant::now() < deadline {
+            let event = client.transition();
+            answered.insert(event.id.unwrap(), event.data);
+            from_feed += 1;
+            if from_feed % 3 == 0 {
+                let listed = daemon.get_json("/api/v1/transitions?limit=5");
+                from_api.extend(listed["transitions"].as_array().unwrap().iter().cloned());
+            }
+        }
+        assert!(from_feed >= 5, "only {from_feed} transitions in the burst");
+        drop(daemon); // SIGKILL, in the middle of the burst.
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        burst.join().unwrap();
+
+        let history = iacwatch::history::History::open(dir.path(), Default::default(), chrono::Utc::now())
+            .unwrap_or_else(|e| panic!("run {run}: the database does not open after kill -9: {e}"));
+        let stored: Vec<_> = history.reads().after(0, iacwatch::history::MAX_LIMIT).unwrap();
+        let same = |kept: &iacwatch::history::Stored, data: &serde_json::Value| {
+            let t = &kept.transition;
+            t.path == data["path"].as_str().unwrap_or_default()
+                && t.from.map(|s| s.as_str()) == data["from"].as_str()
+                && t.to.map(|s| s.as_str()) == data["to"].as_str()
+                && iacwatch::report::rfc3339(t.at) == data["at"].as_str().unwrap_or_default()
+        };
+        for (id, data) in &answered {
+            let kept = stored
+                .iter()
+                .find(|s| s.event_id == *id)
+                .unwrap_or_else(|| panic!("run {run}: event {id} was sent and is gone"));
+            assert!(
+                same(kept, data),
+                "run {run}: event {id} is {kept:?}, was sent as {data}"
+            );
+        }
+        for data in &from_api {
+            assert!(
+                stored.iter().any(|kept| same(kept, data)),
+                "run {run}: {data} was answered and is gone"
+            );
+        }
+    }
+}
