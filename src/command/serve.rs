@@ -111,8 +111,8 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         external_url: config.external_url.clone(),
     };
     let mut state = AppState::new(store, metrics, roots);
-    if let Some(history) = history {
-        state = state.with_history(history);
+    if let Some(history) = &history {
+        state = state.with_history(history.clone());
     }
     let app = router(state, &options);
     let (stopping, stopped) = tokio::sync::watch::channel(false);
@@ -134,6 +134,9 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         })
         .collect();
     shutdown_signal().await;
+    if let Some(history) = &history {
+        history.close();
+    }
     let _ = stopping.send(true);
     for server in servers {
         let _ = server.await;

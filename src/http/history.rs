@@ -37,6 +37,8 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 pub struct HistoryState {
     reader: Mutex<history::Reader>,
     events: broadcast::Sender<Arc<FeedEvent>>,
+    /// True once the daemon is stopping: every feed ends, so shutdown need not wait for them.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl HistoryState {
@@ -44,7 +46,13 @@ impl HistoryState {
         HistoryState {
             reader: Mutex::new(reader),
             events: broadcast::channel(FEED_CAPACITY).0,
+            closing: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// Ends every feed (the daemon is stopping).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
     }
 
     /// Sends an event to every feed client (none listening is no error).
@@ -279,6 +287,7 @@ pub(crate) async fn transitions(
 struct Client {
     history: Arc<HistoryState>,
     live: broadcast::Receiver<Arc<FeedEvent>>,
+    closing: tokio::sync::watch::Receiver<bool>,
     pending: VecDeque<Arc<FeedEvent>>,
     /// Still to read from the database after this event id.
     resume: Option<u64>,
@@ -302,8 +311,12 @@ async fn next(mut client: Client) -> Option<(Result<Event, Infallible>, Client)>
             }
             continue;
         }
-        // Lagged (too far behind: it resumes from the database when it reconnects) or closed.
-        let event = client.live.recv().await.ok()?;
+        // Lagged (too far behind: it resumes from the database when it reconnects), closed, or
+        // the daemon is stopping.
+        let event = tokio::select! {
+            event = client.live.recv() => event.ok()?,
+            _ = client.closing.wait_for(|closing| *closing) => return None,
+        };
         match event.id {
             Some(id) if id <= client.last => continue,
             Some(id) => client.last = id,
@@ -334,6 +347,7 @@ pub(crate) async fn events(State(state): State<AppState>, headers: HeaderMap) ->
     // Subscribed before the database is read, so nothing falls between the two.
     let client = Client {
         live: history.events.subscribe(),
+        closing: history.closing.subscribe(),
         history,
         pending: VecDeque::new(),
         resume,
@@ -368,6 +382,7 @@ mod tests {
         Client {
             history: state.clone(),
             live: state.events.subscribe(),
+            closing: state.closing.subscribe(),
             pending: VecDeque::new(),
             resume: None,
             last: 0,

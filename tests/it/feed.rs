@@ -162,6 +162,12 @@ fn a_client_receives_each_transition_and_resumes_with_last_event_id() {
     flipper.flip("inactive");
     let live = again.transition();
     assert_eq!((live.id, &live.data["to"]), (Some(last + 3), &"inactive".into()));
+
+    // SIGTERM ends the feed: the daemon does not wait its grace time for the open client.
+    let mut daemon = daemon;
+    let asked = Instant::now();
+    assert!(daemon.terminate().success());
+    assert!(asked.elapsed() < Duration::from_secs(3), "took {:?}", asked.elapsed());
 }
 
 fn rss_kib(pid: u32) -> u64 {
