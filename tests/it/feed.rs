@@ -1,7 +1,8 @@
 //! The live feed (`GET /api/v1/events`) of the real daemon, with real files changing: a client
 //! receives each transition after it is recorded, a client that reconnects with `Last-Event-ID`
 //! gets what it missed from the database, and a hundred clients, half of them never reading, do
-//! not slow the watcher or grow the daemon's memory without bound.
+//! not slow the watcher or grow the daemon's memory without bound; an idle feed gets its keep-alive
+//! comment; SIGTERM ends the feed; `kill -9` in a burst loses nothing the feed or the API gave.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -297,4 +298,23 @@ fn kill_9_during_a_burst_keeps_every_transition_the_api_or_the_feed_gave() {
             );
         }
     }
+}
+
+#[test]
+fn an_idle_feed_gets_a_keep_alive_comment_every_15_seconds() {
+    let fleet = Fleet::new(&["active"]);
+    let daemon = Daemon::start(&[fleet.path()], &[]);
+    let mut client = Client::connect(&daemon.address, None);
+    let opened = Instant::now();
+    let comment = loop {
+        let mut line = String::new();
+        assert!(client.reader.read_line(&mut line).unwrap() > 0, "the feed ended");
+        if line.starts_with(':') {
+            break opened.elapsed();
+        }
+    };
+    assert!(
+        comment >= Duration::from_secs(14) && comment < Duration::from_secs(19),
+        "the first keep-alive after {comment:?}"
+    );
 }
