@@ -102,12 +102,12 @@ fn transitions(daemon: &Daemon, query: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn a_restart_keeps_status_since_and_is_no_transition() {
-    let fleet = Fleet::new(&["drifted", "active"]);
+    let fleet = Fleet::new(&["drifted", "active", "inactive-no-state"]);
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let mut first = Daemon::builder().data_dir(&dir).root(fleet.path()).start();
     let drifted_since = since_of(&first, "drifted/ws");
     let before = transitions(&first, "");
-    assert_eq!(before.len(), 2, "{before:#?}");
+    assert_eq!(before.len(), 3, "{before:#?}");
     let appeared = before.iter().find(|t| t["path"] == "drifted/ws").unwrap();
     assert_eq!(
         (&appeared["from"], &appeared["to"]),
@@ -120,20 +120,30 @@ fn a_restart_keeps_status_since_and_is_no_transition() {
     assert_eq!(history["transitions"].as_array().unwrap().len(), 1, "{history}");
     first.terminate();
 
-    // While it is down, the active workspace loses its state.
+    // While it is down, the active workspace loses its state and the inactive one goes away.
     fs::remove_file(fleet.path().join("active/ws/terraform.tfstate")).unwrap();
+    fs::remove_dir_all(fleet.path().join("inactive-no-state")).unwrap();
     let second = Daemon::builder().data_dir(&dir).root(fleet.path()).start();
     wait_status(&second, "active/ws", Some("inactive"), Duration::from_secs(10));
     assert_eq!(since_of(&second, "drifted/ws"), drifted_since);
     let after = transitions(&second, "");
-    assert_eq!(after.len(), 3, "{after:#?}");
-    let newest = &after[0];
+    assert_eq!(after.len(), 5, "{after:#?}");
+    let edge = |t: &serde_json::Value| (t["path"].clone(), t["from"].clone(), t["to"].clone());
+    let null = serde_json::Value::Null;
     assert_eq!(
-        (&newest["path"], &newest["from"], &newest["to"]),
-        (&"active/ws".into(), &"active".into(), &"inactive".into()),
+        edge(&after[0]),
+        ("inactive-no-state/ws".into(), "inactive".into(), null.clone()),
+        "vanished while down: {after:#?}"
+    );
+    let gone = before.iter().find(|t| t["path"] == "inactive-no-state/ws").unwrap();
+    assert_eq!(after[0]["id"], gone["id"], "the same workspace id");
+    let newest = &after[1];
+    assert_eq!(
+        edge(newest),
+        ("active/ws".into(), "active".into(), "inactive".into()),
         "{after:#?}"
     );
-    assert_eq!(after[1..], before[..]);
+    assert_eq!(after[2..], before[..]);
     // The counter starts from the history's totals.
     let metrics = second.get("/metrics");
     assert!(
@@ -144,20 +154,24 @@ fn a_restart_keeps_status_since_and_is_no_transition() {
         metrics.contains(r#"iacwatch_transitions_total{from="active",to="inactive"} 1"#),
         "{metrics}"
     );
+    assert!(
+        metrics.contains(r#"iacwatch_transitions_total{from="inactive",to="none"} 1"#),
+        "{metrics}"
+    );
 
     // The listing's filters, and `since` and `limit`.
     let count = |query: &str| transitions(&second, query).len();
     assert_eq!(count("?limit=1"), 1);
-    assert_eq!(count("?status=inactive"), 1);
-    assert_eq!(count("?status=drifted,inactive"), 2);
+    assert_eq!(count("?status=inactive"), 2);
+    assert_eq!(count("?status=drifted,inactive"), 3);
     assert_eq!(count("?q=DRIFTED"), 1);
     assert_eq!(
         count(&format!("?root={}", crate::support::url_encode(&fleet.root_label()))),
-        3
+        5
     );
     assert_eq!(count("?root=elsewhere"), 0);
     let newest_at = newest["at"].as_str().unwrap();
-    assert_eq!(count(&format!("?since={}", crate::support::url_encode(newest_at))), 1);
+    assert_eq!(count(&format!("?since={}", crate::support::url_encode(newest_at))), 2);
     for (query, code) in [
         ("?since=yesterday", "bad_since"),
         ("?limit=0", "bad_limit"),
