@@ -1,5 +1,7 @@
 // The overview page's script: filters, sorts and searches in place, keeps them in the address, and
-// refreshes the cards and the table from /api/v1/workspaces every few seconds without a reload.
+// refreshes the cards and the table from /api/v1/workspaces without a reload: after each batch the
+// live feed (/api/v1/events) announces, or every few seconds while the feed is unavailable. A
+// click on a row's "since" opens the workspace's timeline (/api/v1/workspaces/{id}/history).
 // It renders the same markup as src/http/page/render.rs (change one, change the other). Text from
 // the API is always set through escape() or textContent. Every address it builds starts with the
 // page's base (body's data-base: `/`, or the prefix behind a reverse proxy).
@@ -8,6 +10,7 @@
   var STATUSES = ["destroying", "provisioning", "failed", "drifted", "apply_needed", "active", "inactive"];
   var COLUMNS = ["status", "path", "workspace", "resources", "changes", "drift", "lock", "last_run", "since"];
   var REFRESH_MS = 5000;
+  var LIVE_REFRESH_MS = 60000; // while the feed is live: only a safety net (and the relative times)
   var BASE = document.body.getAttribute("data-base") || "/";
 
   var el = function (id) { return document.getElementById(id); };
@@ -19,6 +22,8 @@
   var ready = true;       // false while /readyz says the first scan is running
   var lastSuccess = null; // Date of the last good refresh
   var timer = null;
+  var live = false;       // the feed is open: it says when to refresh
+  var cause = "poll";     // what asked for the refresh under way
   var view = fromAddress();
 
   // ---- the address: ?status=a,b&root=R&q=TEXT&sort=-col ----
@@ -408,6 +413,7 @@
         render();
         renderUpdated(Date.now());
         document.body.setAttribute("data-refreshed", lastSuccess.toISOString());
+        document.body.setAttribute("data-refresh-cause", cause);
       })
       .catch(function (err) {
         var since = lastSuccess ? " Showing the data of " + lastSuccess.toLocaleTimeString() + "." : "";
@@ -416,9 +422,94 @@
       })
       .then(function () {
         updateTimes(document, Date.now());
-        timer = window.setTimeout(refresh, REFRESH_MS);
+        cause = "poll";
+        timer = window.setTimeout(refresh, live ? LIVE_REFRESH_MS : REFRESH_MS);
       });
   }
+
+  // ---- the live feed ----
+
+  function startFeed() {
+    if (!window.EventSource) return;
+    var feed = new EventSource(BASE + "api/v1/events");
+    feed.addEventListener("open", function () {
+      live = true;
+      document.body.setAttribute("data-feed", "live");
+    });
+    feed.addEventListener("summary", function () {
+      // A batch was applied: refresh once, soon (a burst of batches is one refresh).
+      cause = "feed";
+      window.clearTimeout(timer);
+      timer = window.setTimeout(refresh, 100);
+    });
+    feed.addEventListener("transition", function (event) {
+      var t = JSON.parse(event.data);
+      if (timeline && timeline.getAttribute("data-id") === t.id) openTimeline(t.id, timeline.getAttribute("data-title"));
+    });
+    feed.addEventListener("error", function () {
+      // The browser reconnects by itself (with Last-Event-ID) unless the server refused the feed
+      // (history off): either way, poll until it is open again. Its retries fail again and
+      // again while the server is away; only the first one changes the timer.
+      document.body.setAttribute("data-feed", feed.readyState === EventSource.CLOSED ? "off" : "reconnecting");
+      if (!live) return;
+      live = false;
+      window.clearTimeout(timer);
+      timer = window.setTimeout(refresh, REFRESH_MS);
+    });
+  }
+
+  // ---- the timeline of one workspace ----
+
+  var timeline = null;
+
+  function openTimeline(id, title) {
+    if (!timeline) {
+      timeline = document.createElement("section");
+      timeline.id = "timeline";
+      timeline.className = "timeline";
+      var after = document.querySelector(".table-wrap");
+      after.parentNode.insertBefore(timeline, after.nextSibling);
+    }
+    timeline.setAttribute("data-id", id);
+    timeline.setAttribute("data-title", title);
+    var head = '<h2>Timeline of <code>' + escape(title) + '</code></h2> <a href="#" data-close-timeline>Close</a>';
+    fetch(BASE + "api/v1/workspaces/" + encodeURIComponent(id) + "/history?limit=200", { cache: "no-store", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        return response.json().then(function (body) {
+          if (!response.ok) throw new Error(body && body.error ? body.error.message : "HTTP " + response.status);
+          return body;
+        });
+      })
+      .then(function (body) {
+        var now = Date.now();
+        var items = body.transitions.map(function (t) {
+          var to = t.to ? '<span class="badge s-' + escape(t.to) + '"><span class="dot" aria-hidden="true"></span>' + escape(t.to) + "</span>" : "vanished";
+          var from = t.from ? ' <span class="muted">from ' + escape(t.from) + "</span>" : (t.to ? ' <span class="muted">first seen</span>' : "");
+          var why = t.reasons.length ? ' <span class="muted">· ' + t.reasons.map(escape).join(", ") + "</span>" : "";
+          return '<li data-to="' + escape(t.to || "") + '">' + timeTag(t.at, now) + " " + to + from + why + "</li>";
+        });
+        timeline.innerHTML = head + (items.length ? "<ol>" + items.join("") + "</ol>" : "<p>No transition recorded.</p>");
+      })
+      .catch(function (err) {
+        timeline.innerHTML = head + "<p>The timeline cannot be shown: " + escape(err.message) + "</p>";
+      });
+  }
+
+  document.addEventListener("click", function (event) {
+    var close = event.target.closest("a[data-close-timeline]");
+    if (close) {
+      event.preventDefault();
+      timeline.remove();
+      timeline = null;
+      return;
+    }
+    var cell = event.target.closest("#rows td.c-since");
+    if (!cell || event.ctrlKey || event.metaKey || event.button !== 0) return;
+    var tr = cell.closest("tr");
+    var path = tr.querySelector(".path").textContent;
+    var ws = tr.querySelector(".c-workspace").textContent;
+    openTimeline(tr.getAttribute("data-id"), ws === "default" ? path : path + " (" + ws + ")");
+  });
 
   // ---- interaction ----
 
@@ -481,5 +572,6 @@
     else render();
   });
 
+  startFeed();
   refresh();
 })();

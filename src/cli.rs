@@ -17,6 +17,10 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing would only move the arguments"
+)]
 pub enum Command {
     /// One pass over the roots, then exit.
     Scan(ScanArgs),
@@ -151,6 +155,16 @@ pub struct ServeArgs {
     /// A Prometheus exporter-toolkit web configuration (YAML): TLS, basic auth, response headers.
     #[arg(long = "web.config.file", env = "IACWATCH_WEB_CONFIG_FILE", value_name = "FILE")]
     pub web_config_file: Option<PathBuf>,
+    /// Where the status history is kept (default: $STATE_DIRECTORY, else $XDG_STATE_HOME/iacwatch,
+    /// else ~/.local/state/iacwatch).
+    #[arg(long, env = "IACWATCH_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Keep the status history (default true; false writes nothing anywhere).
+    #[arg(long, env = "IACWATCH_HISTORY", value_name = "BOOL")]
+    pub history: Option<bool>,
+    /// How long transitions are kept in the history (default 90d).
+    #[arg(long, env = "IACWATCH_HISTORY_RETENTION", value_name = "DURATION")]
+    pub history_retention: Option<String>,
 }
 
 /// `iacwatch run`: every flag has an `IACWATCH_*` variable; a pipeline sets them in its job.

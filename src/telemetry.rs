@@ -16,7 +16,12 @@ pub struct Telemetry {
     pub scan_duration: Family<KindLabel, Histogram>,
     pub artifact_errors: Family<KindLabel, Counter>,
     pub watch_events: Counter,
+    /// `iacwatch_transitions_total{from,to}`: statuses, or `none` for appearing and vanishing.
+    pub transitions: Family<EdgeLabels, Counter>,
 }
+
+/// `from` and `to` of a transition.
+pub type EdgeLabels = [(&'static str, &'static str); 2];
 
 impl Default for Telemetry {
     fn default() -> Self {
@@ -29,6 +34,7 @@ impl Default for Telemetry {
             }),
             artifact_errors: Family::default(),
             watch_events: Counter::default(),
+            transitions: Family::default(),
         };
         for kind in ["full", "incremental"] {
             // Present from the start, so that rate() has a zero to begin with.
@@ -44,6 +50,14 @@ impl Telemetry {
     pub fn scan_done(&self, kind: &'static str, seconds: f64) {
         self.scans.get_or_create(&[("kind", kind)]).inc();
         self.scan_duration.get_or_create(&[("kind", kind)]).observe(seconds);
+    }
+
+    /// `count` more transitions from `from` to `to` (`None`: `none`).
+    pub fn transitions(&self, from: Option<crate::model::Status>, to: Option<crate::model::Status>, count: u64) {
+        let name = |s: Option<crate::model::Status>| s.map_or("none", |s| s.as_str());
+        self.transitions
+            .get_or_create(&[("from", name(from)), ("to", name(to))])
+            .inc_by(count);
     }
 
     /// Artifacts newly found unreadable, by bounded kind.

@@ -1,6 +1,7 @@
 //! The commands of the binary, each taking its validated configuration.
 
 pub mod generate;
+mod history;
 pub mod run;
 pub mod scan;
 pub mod serve;

@@ -31,6 +31,9 @@ pub fn main(config: ServeConfig) -> anyhow::Result<Exit> {
 
 /// Binds, starts the watcher and serves until a shutdown signal.
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
+    let telemetry = Telemetry::default();
+    // Before anything listens: a history that cannot be opened stops the start.
+    let opened = super::history::open(&config.history, &telemetry)?;
     let mut listeners = Vec::new();
     for address in &config.listen {
         let listener = tokio::net::TcpListener::bind((address.host.as_str(), address.port))
@@ -47,9 +50,16 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         let address = listener.local_addr().context("reading the listen address")?;
         tracing::info!(address = %address, roots = %crate::logging::json(&labels), "serving");
     }
-    let mut writer_loop = Loop::new(Writer::new());
+    let mut writer = Writer::new();
+    let (mut recorder, history) = match opened {
+        Some(opened) => {
+            writer.resume(opened.previous);
+            (Some(opened.recorder), Some(opened.http))
+        }
+        None => (None, None),
+    };
+    let mut writer_loop = Loop::new(writer);
     let store = writer_loop.reader();
-    let telemetry = Telemetry::default();
     let metrics = Arc::new(crate::http::metrics::Metrics::new(
         store.clone(),
         &telemetry,
@@ -78,7 +88,17 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     // The one loop that writes the store; it ends when the last source is gone.
     std::thread::Builder::new()
         .name("iacwatch-store".into())
-        .spawn(move || writer_loop.run(|batch| after(&batch, &telemetry)))
+        .spawn({
+            let store = store.clone();
+            move || {
+                writer_loop.run(|batch| {
+                    after(&batch, &telemetry);
+                    if let Some(recorder) = &mut recorder {
+                        recorder.after(batch.applied, &store.snapshot());
+                    }
+                })
+            }
+        })
         .context("starting the store's writer")?;
     let watcher = std::thread::Builder::new()
         .name("iacwatch-watch".into())
@@ -90,7 +110,11 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         route_prefix: config.route_prefix.clone(),
         external_url: config.external_url.clone(),
     };
-    let app = router(AppState::new(store, metrics, roots), &options);
+    let mut state = AppState::new(store, metrics, roots);
+    if let Some(history) = &history {
+        state = state.with_history(history.clone());
+    }
+    let app = router(state, &options);
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     let web = Arc::new(web);
     let servers: Vec<_> = listeners
@@ -110,6 +134,9 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         })
         .collect();
     shutdown_signal().await;
+    if let Some(history) = &history {
+        history.close();
+    }
     let _ = stopping.send(true);
     for server in servers {
         let _ = server.await;
@@ -142,6 +169,9 @@ async fn shutdown_signal() {
 /// error counter.
 fn after(batch: &Batch<'_>, telemetry: &Telemetry) {
     log(batch.applied, batch.found_is_news);
+    for t in &batch.applied.transitions {
+        telemetry.transitions(t.from, t.to, 1);
+    }
     let kinds: Vec<&'static str> = batch.applied.new_errors.iter().map(|e| e.kind).collect();
     telemetry.artifact_errors(&kinds);
 }

@@ -2,6 +2,7 @@
 //! precedence. A bad value is a one-line error naming the key. `main` takes the command line in two
 //! steps: `cli::parse`, then `Config::new`, then the command.
 
+mod history;
 mod roots;
 pub mod run;
 mod serve;
@@ -21,6 +22,7 @@ use crate::source::local::Root;
 use crate::source::local::discover::DiscoverOptions;
 use crate::wrapper::RunPlan;
 
+pub use history::HistoryConfig;
 pub use run::RunArgsError;
 pub use serve::{DEFAULT_LISTEN, ListenAddress, ServeConfig};
 
@@ -98,6 +100,9 @@ pub struct FileConfig {
     pub header_timeout: Option<String>,
     pub request_timeout: Option<String>,
     pub web_config_file: Option<std::path::PathBuf>,
+    pub data_dir: Option<std::path::PathBuf>,
+    pub history: Option<bool>,
+    pub history_retention: Option<String>,
 }
 
 impl FileConfig {

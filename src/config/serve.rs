@@ -93,6 +93,7 @@ pub struct ServeConfig {
     pub limits: crate::http::Limits,
     /// The exporter-toolkit web configuration (TLS, basic auth, headers), if any.
     pub web_config_file: Option<PathBuf>,
+    pub history: super::HistoryConfig,
 }
 
 impl ServeConfig {
@@ -179,6 +180,7 @@ impl ServeConfig {
             log_level,
             limits,
             web_config_file: pick(&args.web_config_file, &file.web_config_file),
+            history: super::HistoryConfig::new(args, &file)?,
         })
     }
 }

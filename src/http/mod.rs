@@ -2,6 +2,7 @@
 //!
 //! - `shared`: the state behind the router, the JSON error, the workspace filter.
 //! - `api`: the JSON API, the probes, `/metrics`, unknown paths and methods.
+//! - `history`: the history's endpoints and the live feed (Server-Sent Events).
 //! - `metrics`: the Prometheus exposition (text 0.0.4 and OpenMetrics 1.0, gzip), rendered from
 //!   the store's snapshot and the daemon's telemetry.
 //! - `page`: the overview page at `/`.
@@ -15,6 +16,7 @@
 //! them.
 
 mod api;
+pub mod history;
 pub mod metrics;
 mod options;
 pub(crate) mod page;
@@ -48,6 +50,9 @@ pub fn router(mut state: AppState, options: &RouterOptions) -> Router {
         .route(&paths.telemetry, get(api::metrics))
         .route(&at("/api/v1/workspaces"), get(api::workspaces))
         .route(&at("/api/v1/workspaces/{id}"), get(api::workspace))
+        .route(&at("/api/v1/workspaces/{id}/history"), get(history::workspace))
+        .route(&at("/api/v1/transitions"), get(history::transitions))
+        .route(&at("/api/v1/events"), get(history::events))
         .route(&at("/api/v1/summary"), get(api::summary))
         .route(&at("/healthz"), get(api::healthz))
         .route(&at("/readyz"), get(api::readyz));

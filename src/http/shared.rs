@@ -23,6 +23,8 @@ pub struct AppState {
     pub roots: Arc<[String]>,
     /// Where the endpoints are, as the router was told (`router` sets them).
     pub(crate) paths: Arc<Paths>,
+    /// The status history and its feed; `None` with `--history false`.
+    pub history: Option<Arc<super::history::HistoryState>>,
 }
 
 impl AppState {
@@ -32,7 +34,14 @@ impl AppState {
             metrics,
             roots,
             paths: Arc::default(),
+            history: None,
         }
+    }
+
+    /// With the status history's endpoints and feed.
+    pub fn with_history(mut self, history: Arc<super::history::HistoryState>) -> AppState {
+        self.history = Some(history);
+        self
     }
 }
 

@@ -98,6 +98,16 @@ impl Loop {
                 Message::RootUp(root, up) => writer.set_root_up(&root, up),
                 Message::Ready => {
                     ready += 1;
+                    if ready == sources {
+                        // What was known before a restart and no source found has vanished.
+                        let applied = writer.unseen(chrono::Utc::now());
+                        if !applied.transitions.is_empty() {
+                            after(Batch {
+                                applied: &applied,
+                                found_is_news: true,
+                            });
+                        }
+                    }
                     if ready >= sources {
                         writer.set_ready();
                     }

@@ -64,6 +64,9 @@ impl Known for Snapshot {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transition {
     pub at: DateTime<Utc>,
+    /// When the new status began: `at`, but for a workspace's first sight, which takes the time
+    /// of its evidence (as `Entry::since`).
+    pub since: DateTime<Utc>,
     pub key: Key,
     pub id: String,
     pub from: Option<Status>,
@@ -95,6 +98,8 @@ pub struct Applied {
 pub struct Writer {
     current: Arc<Snapshot>,
     publish: watch::Sender<Arc<Snapshot>>,
+    /// The status and `since` of each workspace before a restart, until it is first seen.
+    previous: BTreeMap<Key, (Status, DateTime<Utc>)>,
 }
 
 /// A handle to read the current snapshot; cheap to clone and to ask.
@@ -130,7 +135,39 @@ impl Writer {
     pub fn new() -> Writer {
         let current = Arc::new(Snapshot::default());
         let (publish, _) = watch::channel(current.clone());
-        Writer { current, publish }
+        Writer {
+            current,
+            publish,
+            previous: BTreeMap::new(),
+        }
+    }
+
+    /// Continues from before a restart: `previous` holds each workspace's last recorded status
+    /// and when it began. A workspace first seen in that status keeps that `since` and makes no
+    /// transition; one first seen in another status makes a transition from it.
+    pub fn resume(&mut self, previous: BTreeMap<Key, (Status, DateTime<Utc>)>) {
+        self.previous = previous;
+    }
+
+    /// The workspaces known from before the restart that no source has found since: vanished
+    /// at `now`. Called once every source has finished its first scan.
+    pub fn unseen(&mut self, now: DateTime<Utc>) -> Applied {
+        let transitions = std::mem::take(&mut self.previous)
+            .into_iter()
+            .map(|(key, (status, _))| Transition {
+                at: now,
+                since: now,
+                id: crate::workspace::workspace_id(&key.0, &key.1, &key.2),
+                key,
+                from: Some(status),
+                to: None,
+                reasons: Vec::new(),
+            })
+            .collect();
+        Applied {
+            transitions,
+            new_errors: Vec::new(),
+        }
     }
 
     /// A new reader of this store.
@@ -187,6 +224,7 @@ impl Writer {
             if let Some(old) = next.workspaces.remove(&key) {
                 applied.transitions.push(Transition {
                     at: now,
+                    since: now,
                     id: old.workspace.id.clone(),
                     key,
                     from: Some(old.workspace.verdict.status),
@@ -203,15 +241,21 @@ impl Writer {
         for ws in update.workspaces {
             let key = ws.key();
             let old = next.workspaces.get(&key);
-            let from = old.map(|o| o.workspace.verdict.status);
-            let since = match old {
-                Some(old) if old.workspace.verdict.status == ws.verdict.status => old.since,
-                Some(_) => now,
-                None => ws.verdict.since.unwrap_or(now).min(now),
+            let prior = match old {
+                Some(_) => None,
+                None => self.previous.remove(&key),
+            };
+            let from = old.map(|o| o.workspace.verdict.status).or(prior.map(|p| p.0));
+            let since = match (old, prior) {
+                (Some(old), _) if old.workspace.verdict.status == ws.verdict.status => old.since,
+                (None, Some((status, since))) if status == ws.verdict.status => since,
+                (Some(_), _) | (None, Some(_)) => now,
+                (None, None) => ws.verdict.since.unwrap_or(now).min(now),
             };
             if from != Some(ws.verdict.status) {
                 applied.transitions.push(Transition {
                     at: now,
+                    since,
                     key: key.clone(),
                     id: ws.id.clone(),
                     from,

@@ -237,3 +237,47 @@ fn readers_see_readiness_and_roots_with_the_data() {
     assert_eq!(known.workspaces().count(), 1);
     assert!(known.workspace(&key("a")).is_some());
 }
+
+#[test]
+fn after_a_restart_a_workspace_in_its_recorded_status_keeps_its_since_and_makes_no_transition() {
+    let mut writer = Writer::new();
+    let reader = writer.reader();
+    let active = ws("a", Some(3)).verdict.status;
+    let inactive = ws("b", None).verdict.status;
+    assert_ne!(active, inactive);
+    writer.resume(BTreeMap::from([
+        (key("a"), (active, at(-600))),
+        (key("b"), (active, at(-500))),
+        (key("gone"), (inactive, at(-400))),
+    ]));
+    let applied = writer.apply(full(vec![ws("a", Some(3)), ws("b", None), ws("c", None)], 5));
+    type Move = (String, Option<Status>, Option<Status>, DateTime<Utc>);
+    let moves: Vec<Move> = applied
+        .transitions
+        .iter()
+        .map(|t| (t.key.1.clone(), t.from, t.to, t.since))
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            ("b".to_owned(), Some(active), Some(inactive), at(5)),
+            (
+                "c".to_owned(),
+                None,
+                Some(inactive),
+                at(5).min(ws("c", None).verdict.since.unwrap_or(at(5)))
+            ),
+        ]
+    );
+    let snapshot = reader.snapshot();
+    assert_eq!(snapshot.workspaces[&key("a")].since, at(-600));
+    assert_eq!(snapshot.workspaces[&key("b")].since, at(5));
+    let unseen = writer.unseen(at(6));
+    assert_eq!(unseen.transitions.len(), 1);
+    let gone = &unseen.transitions[0];
+    assert_eq!(
+        (gone.key.1.as_str(), gone.from, gone.to),
+        ("gone", Some(inactive), None)
+    );
+    assert!(writer.unseen(at(7)).transitions.is_empty(), "reported once");
+}

@@ -3,7 +3,9 @@
 mod artifacts;
 mod bad_input;
 mod cli;
+mod feed;
 mod history;
+mod history_serve;
 mod lifecycle;
 mod metrics;
 mod page;

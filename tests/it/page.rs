@@ -1,6 +1,7 @@
 //! The overview page at `/`: server-rendered without JavaScript (counts, filters, escaping, an
 //! unknown status), and in a real headless Chromium driven through chromedriver (cards, filter in
-//! the address, live updates from disk without a reload, search). The browser test saves
+//! the address, live updates from disk without a reload, search, updates through the feed and a
+//! workspace's timeline, polling when the feed is off). The browser test saves
 //! `target/page-screenshot.png` (the README's picture is made from the demo tree by
 //! `tools/screenshot`).
 
@@ -400,4 +401,95 @@ fn the_page_in_a_browser_works_under_a_route_prefix() {
     });
     let _ = stop.send(());
     runtime.block_on(server).unwrap();
+}
+
+/// The feed's state as the page sees it, and one row's status.
+fn feed_state(browser: &Browser, path: &str) -> Value {
+    browser.eval(
+        "var want = arguments[0];
+         var tr = Array.prototype.find.call(document.querySelectorAll('#rows tr'), function (tr) {
+           return tr.querySelector('.path').textContent === want;
+         });
+         return {feed: document.body.getAttribute('data-feed'),
+                 cause: document.body.getAttribute('data-refresh-cause'),
+                 status: tr ? tr.dataset.status : null};",
+        json!([path]),
+    )
+}
+
+#[test]
+fn the_page_in_a_browser_follows_the_feed_and_opens_a_timeline() {
+    let (Some(chromium), Some(chromedriver)) = (tool("chromium/bin/chromium"), tool("chromium/bin/chromedriver"))
+    else {
+        return;
+    };
+    let fleet = Fleet::new();
+    let state = fleet.path().join("prod/network/terraform.tfstate");
+    let saved = fs::read(&state).unwrap();
+    let daemon = Daemon::start(&[fleet.path()], &[]);
+    let browser = Browser::start(&chromedriver, &chromium, 1400, 900);
+    browser.goto(&format!("http://{}/", daemon.address));
+    eventually(Duration::from_secs(20), "the feed to open", || {
+        let s = feed_state(&browser, "prod/network");
+        (s["feed"] == "live" && s["status"] == "active").then_some(())
+    });
+    // A change on disk reaches the page through the feed, not the polling.
+    fs::remove_file(&state).unwrap();
+    let s = eventually(Duration::from_secs(10), "the change on the page", || {
+        let s = feed_state(&browser, "prod/network");
+        (s["status"] == "inactive").then_some(s)
+    });
+    assert_eq!(s["cause"], "feed", "{s}");
+    fs::write(&state, &saved).unwrap();
+    eventually(Duration::from_secs(10), "the change back on the page", || {
+        (feed_state(&browser, "prod/network")["status"] == "active").then_some(())
+    });
+
+    // The timeline: newest first, when it entered each status and why.
+    browser.eval(
+        "Array.prototype.find.call(document.querySelectorAll('#rows tr'), function (tr) {
+           return tr.querySelector('.path').textContent === 'prod/network';
+         }).querySelector('td.c-since').click(); return null;",
+        json!([]),
+    );
+    let items = eventually(Duration::from_secs(10), "the timeline", || {
+        let items = browser.eval(
+            "var t = document.getElementById('timeline');
+             return t ? Array.prototype.map.call(t.querySelectorAll('li'), function (li) {
+               return {to: li.dataset.to, text: li.textContent};
+             }) : null;",
+            json!([]),
+        );
+        items.as_array().filter(|i| !i.is_empty()).cloned()
+    });
+    let title = browser.eval("return document.querySelector('#timeline h2').textContent;", json!([]));
+    let tos: Vec<&str> = items.iter().map(|i| i["to"].as_str().unwrap()).collect();
+    assert!(title.as_str().unwrap().contains("prod/network"), "{title}");
+    assert_eq!(tos, ["active", "inactive", "active"], "{items:?}");
+    assert!(
+        items[0]["text"].as_str().unwrap().contains("from inactive"),
+        "{items:?}"
+    );
+    assert!(
+        items[0]["text"].as_str().unwrap().contains("state_has_resources"),
+        "{items:?}"
+    );
+    assert!(items[1]["text"].as_str().unwrap().contains("from active"), "{items:?}");
+    assert!(items[2]["text"].as_str().unwrap().contains("first seen"), "{items:?}");
+    fs::write(repo().join("target/page-screenshot-timeline.png"), browser.screenshot()).unwrap();
+    drop(browser);
+
+    // Without the history the feed is refused: the page polls, and still follows the disk.
+    let plain = Daemon::start(&[fleet.path()], &["--history", "false"]);
+    let browser = Browser::start(&chromedriver, &chromium, 1400, 900);
+    browser.goto(&format!("http://{}/", plain.address));
+    eventually(Duration::from_secs(20), "the page to give up on the feed", || {
+        (feed_state(&browser, "prod/network")["feed"] == "off").then_some(())
+    });
+    fs::remove_file(&state).unwrap();
+    let s = eventually(Duration::from_secs(15), "the change on the polling page", || {
+        let s = feed_state(&browser, "prod/network");
+        (s["status"] == "inactive").then_some(s)
+    });
+    assert_eq!(s["cause"], "poll", "{s}");
 }

@@ -252,7 +252,11 @@ pub fn poll<T, E>(timeout: Duration, mut check: impl FnMut() -> Result<T, E>) ->
 
 /// The `iacwatch` binary under test.
 pub fn iacwatch() -> std::process::Command {
-    std::process::Command::new(env!("CARGO_BIN_EXE_iacwatch"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_iacwatch"));
+    // Daemons started by hand would share the one default data directory; `Daemon` gives each
+    // its own.
+    command.env("IACWATCH_HISTORY", "false");
+    command
 }
 
 /// A running `iacwatch serve` on a loopback port chosen by the system; killed on drop.
@@ -262,6 +266,8 @@ pub struct Daemon {
     pub address: String,
     /// Every log line so far (JSON), for failure messages.
     pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The daemon's own data directory (`IACWATCH_DATA_DIR`; a `--data-dir` argument wins).
+    pub data_dir: std::sync::Arc<tempfile::TempDir>,
 }
 
 /// How to start a `Daemon`: `iacwatch serve --listen 127.0.0.1:0 --log-format json ARGS... ROOTS...`.
@@ -270,6 +276,7 @@ pub struct DaemonBuilder {
     args: Vec<OsString>,
     ready_check: bool,
     cwd: PathBuf,
+    data_dir: Option<std::sync::Arc<tempfile::TempDir>>,
 }
 
 impl DaemonBuilder {
@@ -293,6 +300,12 @@ impl DaemonBuilder {
         self
     }
 
+    /// The data directory of the history, shared with another daemon run (one at a time).
+    pub fn data_dir(mut self, dir: &std::sync::Arc<tempfile::TempDir>) -> Self {
+        self.data_dir = Some(dir.clone());
+        self
+    }
+
     /// Do not wait for `/readyz` over plain HTTP (a daemon that serves TLS: the test checks it).
     pub fn without_ready_check(mut self) -> Self {
         self.ready_check = false;
@@ -303,8 +316,14 @@ impl DaemonBuilder {
     /// answers 200 (the first full scan is done).
     pub fn start(self) -> Daemon {
         use std::io::BufRead;
+        let data_dir = self
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| std::sync::Arc::new(tempfile::tempdir().unwrap()));
         let mut child = iacwatch()
             .current_dir(&self.cwd)
+            .env("IACWATCH_HISTORY", "true")
+            .env("IACWATCH_DATA_DIR", data_dir.path())
             .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
             .args(&self.args)
             .args(&self.roots)
@@ -342,7 +361,12 @@ impl DaemonBuilder {
                 );
             }
         };
-        let daemon = Daemon { child, address, log };
+        let daemon = Daemon {
+            child,
+            address,
+            log,
+            data_dir,
+        };
         if self.ready_check {
             eventually(Duration::from_secs(30), "iacwatch serve /readyz to answer 200", || {
                 http_get(&daemon.address, "/readyz")
@@ -361,6 +385,7 @@ impl Daemon {
             args: Vec::new(),
             ready_check: true,
             cwd: repo(),
+            data_dir: None,
         }
     }
 
@@ -382,6 +407,11 @@ impl Daemon {
                 self.log.lock().unwrap().join("\n")
             ),
         }
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends SIGTERM and waits (at most 10 s) for the daemon to exit.

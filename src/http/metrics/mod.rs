@@ -184,6 +184,11 @@ impl Metrics {
             "File-change events received",
             telemetry.watch_events.clone(),
         );
+        registry.register(
+            "iacwatch_transitions",
+            "Status transitions of workspaces since the history began (from/to none: appeared, vanished)",
+            telemetry.transitions.clone(),
+        );
         let build = Family::<[(&'static str, &'static str); 3], Gauge>::default();
         build
             .get_or_create(&[

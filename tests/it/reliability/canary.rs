@@ -92,6 +92,7 @@ fn canary_never_leaves_the_program() {
         "/",
         "/?status=failed",
         "/api/v1/workspaces?status=failed",
+        "/api/v1/transitions",
     ] {
         seen.push((path.to_owned(), daemon.get(path)));
     }
@@ -101,6 +102,8 @@ fn canary_never_leaves_the_program() {
         let id = ws["id"].as_str().unwrap();
         let path = format!("/api/v1/workspaces/{id}");
         seen.push((path.clone(), daemon.get(&path)));
+        let history = format!("{path}/history");
+        seen.push((history.clone(), daemon.get(&history)));
     }
     // Every unreadable file is reported, with a message, and none of them quotes the canary.
     let reasons: Vec<&Value> = workspaces
@@ -129,6 +132,19 @@ fn canary_never_leaves_the_program() {
         "trace logging produced almost nothing:\n{log}"
     );
     seen.push(("daemon log (trace)".to_owned(), log));
+    // The history's database and its log, as they are on disk.
+    let history_files: Vec<PathBuf> = fs::read_dir(daemon.data_dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(
+        history_files.iter().any(|p| p.ends_with("history.db")),
+        "{history_files:?}"
+    );
+    for path in history_files {
+        let bytes = fs::read(&path).unwrap();
+        seen.push((path.display().to_string(), String::from_utf8_lossy(&bytes).into_owned()));
+    }
 
     for format in ["table", "json"] {
         let output = iacwatch()
