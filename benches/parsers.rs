@@ -1,6 +1,9 @@
 //! Micro-benchmarks of the state and plan parsers on generated documents shaped like Terraform's
 //! (indented v4 states with nested attributes and long strings; compact `show -json` plans).
 //!
+//! `parse` is the byte scanner (falling back to serde_json), `parse_serde_json` the serde_json
+//! reference it is held to, `parse_reader` the streaming path of very large files.
+//!
 //! `cargo bench --bench parsers`; `bench/run` runs them and quotes the medians.
 
 use std::hint::black_box;
@@ -93,6 +96,9 @@ fn parsers(c: &mut Criterion) {
         group.bench_function(format!("parse/{label}"), |b| {
             b.iter(|| iacwatch::artifact::state::parse(black_box(&doc)).unwrap())
         });
+        group.bench_function(format!("parse_serde_json/{label}"), |b| {
+            b.iter(|| iacwatch::artifact::state::parse_with_serde_json(black_box(&doc)).unwrap())
+        });
         group.bench_function(format!("parse_reader/{label}"), |b| {
             b.iter(|| iacwatch::artifact::state::parse_reader(black_box(&doc[..])).unwrap())
         });
@@ -104,6 +110,9 @@ fn parsers(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(doc.len() as u64));
         group.bench_function(format!("parse/{label}"), |b| {
             b.iter(|| iacwatch::artifact::plan::parse(black_box(&doc)).unwrap())
+        });
+        group.bench_function(format!("parse_serde_json/{label}"), |b| {
+            b.iter(|| iacwatch::artifact::plan::parse_with_serde_json(black_box(&doc)).unwrap())
         });
     }
     group.finish();

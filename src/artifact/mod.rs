@@ -2,12 +2,17 @@
 //!
 //! Every parser is pure: bytes (or a reader) in, small metadata structs out. None of them keeps an
 //! attribute, output or variable value: the serde structs name only the metadata fields, and
-//! everything else is skipped with `serde::de::IgnoredAny`. Errors carry a bounded kind and a
-//! position, never a piece of the input.
+//! everything else is skipped with `serde::de::IgnoredAny`. States and plans held in memory are
+//! first walked by a byte scanner (`scan`) that skips the values faster and gives any document it
+//! does not take whole to serde_json, so both give the same answer. Errors carry a bounded kind
+//! and a position, never a piece of the input.
 
+#[cfg(test)]
+mod agree;
 pub mod backend;
 pub mod marker;
 pub mod plan;
+mod scan;
 pub mod state;
 pub mod tflock;
 pub mod url;

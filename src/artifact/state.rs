@@ -10,6 +10,7 @@ use std::io::Read;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+use super::scan::{Bail, Scan, Scanner, first_sight};
 use super::{ParseError, from_reader, from_slice, identifier};
 
 /// What a state file says about itself.
@@ -83,71 +84,284 @@ struct RawPrimaryV3 {
     tainted: Option<bool>,
 }
 
-/// Parses a state held in memory.
+/// Parses a state held in memory: the byte scanner when it takes the document whole, else
+/// serde_json (see [`super::scan`]); both give the same answer.
 pub fn parse(bytes: &[u8]) -> Result<StateMeta, ParseError> {
-    from_slice::<RawState>(bytes).and_then(RawState::into_meta)
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ParseError::Empty);
+    }
+    match scan(bytes) {
+        Ok(facts) => facts.into_meta(),
+        Err(Bail) => parse_with_serde_json(bytes),
+    }
+}
+
+/// The scanner alone: `None` when it hands the document to serde_json. For the differential
+/// tests, which hold it to [`parse_with_serde_json`].
+pub fn parse_scanned(bytes: &[u8]) -> Option<Result<StateMeta, ParseError>> {
+    scan(bytes).ok().map(Facts::into_meta)
+}
+
+/// The reference parser: serde_json with `IgnoredAny` for what is not read.
+pub fn parse_with_serde_json(bytes: &[u8]) -> Result<StateMeta, ParseError> {
+    from_slice::<RawState>(bytes).and_then(|raw| raw.facts().into_meta())
 }
 
 /// Parses a state from a reader in constant memory.
 pub fn parse_reader<R: Read>(reader: R) -> Result<StateMeta, ParseError> {
-    from_reader::<RawState, R>(reader).and_then(RawState::into_meta)
+    from_reader::<RawState, R>(reader).and_then(|raw| raw.facts().into_meta())
+}
+
+/// Instances counted in a state: managed ones, and tainted ones among them.
+#[derive(Clone, Copy, Default)]
+struct Counts {
+    instances: u64,
+    tainted: u64,
+}
+
+/// What either parser found, before it is judged.
+struct Facts<'a> {
+    version: Option<u64>,
+    serial: Option<u64>,
+    lineage: Option<&'a str>,
+    terraform_version: Option<&'a str>,
+    /// Format 4's `resources`, when present.
+    v4: Counts,
+    /// Format 3's `modules`, when present.
+    v3: Counts,
+    encrypted: bool,
 }
 
 impl RawState {
+    fn facts(&self) -> Facts<'_> {
+        let mut v4 = Counts::default();
+        for resource in self.resources.iter().flatten() {
+            if resource.mode.as_deref() != Some("managed") {
+                continue;
+            }
+            for instance in resource.instances.iter().filter(|i| i.deposed.is_none()) {
+                v4.instances += 1;
+                v4.tainted += u64::from(instance.status.as_deref() == Some("tainted"));
+            }
+        }
+        let mut v3 = Counts::default();
+        for module in self.modules.iter().flatten() {
+            for (key, resource) in module.resources.iter().flatten() {
+                if key.starts_with("data.") {
+                    continue;
+                }
+                let primary_tainted = resource.primary.as_ref().and_then(|p| p.tainted) == Some(true);
+                let listed_tainted = resource.tainted.as_ref().map_or(0, Vec::len) as u64;
+                v3.instances += u64::from(resource.primary.is_some());
+                v3.tainted += u64::from(primary_tainted) + listed_tainted;
+            }
+        }
+        Facts {
+            version: self.version,
+            serial: self.serial,
+            lineage: self.lineage.as_deref(),
+            terraform_version: self.terraform_version.as_deref(),
+            v4,
+            v3,
+            encrypted: self.encrypted_data.is_some(),
+        }
+    }
+}
+
+impl Facts<'_> {
     fn into_meta(self) -> Result<StateMeta, ParseError> {
         let mut meta = StateMeta {
             version: self.version,
             serial: self.serial,
-            lineage: self.lineage.as_deref().and_then(|l| identifier(l, 64)),
-            terraform_version: self.terraform_version.as_deref().and_then(|v| identifier(v, 64)),
+            lineage: self.lineage.and_then(|l| identifier(l, 64)),
+            terraform_version: self.terraform_version.and_then(|v| identifier(v, 64)),
             resources: Some(0),
             tainted: 0,
             encrypted: false,
         };
-        if self.encrypted_data.is_some() {
+        if self.encrypted {
             meta.encrypted = true;
             meta.resources = None;
             return Ok(meta);
         }
-        match self.version {
-            Some(4) => {
-                for resource in self.resources.unwrap_or_default() {
-                    if resource.mode.as_deref() != Some("managed") {
-                        continue;
-                    }
-                    for instance in resource.instances.iter().filter(|i| i.deposed.is_none()) {
-                        meta.resources = Some(meta.resources.unwrap_or(0) + 1);
-                        if instance.status.as_deref() == Some("tainted") {
-                            meta.tainted += 1;
-                        }
-                    }
-                }
-                Ok(meta)
+        let counts = match self.version {
+            Some(4) => self.v4,
+            Some(3) => self.v3,
+            Some(version) => return Err(ParseError::UnsupportedVersion { version }),
+            None => {
+                return Err(ParseError::NotThisArtifact {
+                    expected: "a Terraform state",
+                });
             }
-            Some(3) => {
-                let mut count = 0;
-                for module in self.modules.unwrap_or_default() {
-                    for (key, resource) in module.resources.unwrap_or_default() {
-                        if key.starts_with("data.") {
-                            continue;
-                        }
-                        let primary_tainted = resource.primary.as_ref().and_then(|p| p.tainted) == Some(true);
-                        let listed_tainted = resource.tainted.as_ref().map_or(0, Vec::len) as u64;
-                        if resource.primary.is_some() {
-                            count += 1;
-                        }
-                        meta.tainted += u64::from(primary_tainted) + listed_tainted;
-                    }
-                }
-                meta.resources = Some(count);
-                Ok(meta)
-            }
-            Some(version) => Err(ParseError::UnsupportedVersion { version }),
-            None => Err(ParseError::NotThisArtifact {
-                expected: "a Terraform state",
-            }),
-        }
+        };
+        meta.resources = Some(counts.instances);
+        meta.tainted = counts.tainted;
+        Ok(meta)
     }
+}
+
+/// The scanner's walk of a state: the fields and shapes of `RawState`, nothing else kept.
+fn scan(bytes: &[u8]) -> Scan<Facts<'_>> {
+    let mut s = Scanner::new(bytes);
+    let mut facts = Facts {
+        version: None,
+        serial: None,
+        lineage: None,
+        terraform_version: None,
+        v4: Counts::default(),
+        v3: Counts::default(),
+        encrypted: false,
+    };
+    let mut seen = 0;
+    s.object(|s, key| match key {
+        "version" => {
+            first_sight(&mut seen, 0)?;
+            facts.version = s.opt_u64()?;
+            Ok(())
+        }
+        "serial" => {
+            first_sight(&mut seen, 1)?;
+            facts.serial = s.opt_u64()?;
+            Ok(())
+        }
+        "lineage" => {
+            first_sight(&mut seen, 2)?;
+            facts.lineage = s.opt_str()?;
+            Ok(())
+        }
+        "terraform_version" => {
+            first_sight(&mut seen, 3)?;
+            facts.terraform_version = s.opt_str()?;
+            Ok(())
+        }
+        "resources" => {
+            first_sight(&mut seen, 4)?;
+            if s.null()? {
+                return Ok(());
+            }
+            s.array(|s| scan_resource_v4(s, &mut facts.v4))
+        }
+        "modules" => {
+            first_sight(&mut seen, 5)?;
+            if s.null()? {
+                return Ok(());
+            }
+            s.array(|s| scan_module_v3(s, &mut facts.v3))
+        }
+        "encrypted_data" => {
+            first_sight(&mut seen, 6)?;
+            if !s.null()? {
+                s.skip_value()?;
+                facts.encrypted = true;
+            }
+            Ok(())
+        }
+        _ => s.skip_value(),
+    })?;
+    s.finish()?;
+    Ok(facts)
+}
+
+fn scan_resource_v4(s: &mut Scanner<'_>, counts: &mut Counts) -> Scan<()> {
+    let (mut managed, mut here, mut seen) = (false, Counts::default(), 0);
+    s.object(|s, key| match key {
+        "mode" => {
+            first_sight(&mut seen, 0)?;
+            managed = s.opt_str()? == Some("managed");
+            Ok(())
+        }
+        "instances" => {
+            first_sight(&mut seen, 1)?;
+            s.array(|s| {
+                let (mut tainted, mut deposed, mut seen) = (false, false, 0);
+                s.object(|s, key| match key {
+                    "status" => {
+                        first_sight(&mut seen, 0)?;
+                        tainted = s.opt_str()? == Some("tainted");
+                        Ok(())
+                    }
+                    "deposed" => {
+                        first_sight(&mut seen, 1)?;
+                        deposed = !s.null()?;
+                        if deposed { s.skip_value() } else { Ok(()) }
+                    }
+                    _ => s.skip_value(),
+                })?;
+                if !deposed {
+                    here.instances += 1;
+                    here.tainted += u64::from(tainted);
+                }
+                Ok(())
+            })
+        }
+        _ => s.skip_value(),
+    })?;
+    if managed {
+        counts.instances += here.instances;
+        counts.tainted += here.tainted;
+    }
+    Ok(())
+}
+
+fn scan_module_v3(s: &mut Scanner<'_>, counts: &mut Counts) -> Scan<()> {
+    let mut seen = 0;
+    s.object(|s, key| match key {
+        "resources" => {
+            first_sight(&mut seen, 0)?;
+            if s.null()? {
+                return Ok(());
+            }
+            // As serde fills a map: a key seen twice keeps its last value.
+            let mut resources = BTreeMap::new();
+            s.object(|s, key| {
+                resources.insert(key, scan_resource_v3(s)?);
+                Ok(())
+            })?;
+            for (key, (primary, tainted)) in resources {
+                if !key.starts_with("data.") {
+                    counts.instances += u64::from(primary);
+                    counts.tainted += tainted;
+                }
+            }
+            Ok(())
+        }
+        _ => s.skip_value(),
+    })
+}
+
+/// A v3 resource: whether it has a primary instance, and its tainted instances.
+fn scan_resource_v3(s: &mut Scanner<'_>) -> Scan<(bool, u64)> {
+    let (mut primary, mut primary_tainted, mut listed, mut seen) = (false, false, 0, 0);
+    s.object(|s, key| match key {
+        "primary" => {
+            first_sight(&mut seen, 0)?;
+            if s.null()? {
+                return Ok(());
+            }
+            primary = true;
+            let mut seen = 0;
+            s.object(|s, key| match key {
+                "tainted" => {
+                    first_sight(&mut seen, 0)?;
+                    primary_tainted = !s.null()? && s.bool()?;
+                    Ok(())
+                }
+                _ => s.skip_value(),
+            })
+        }
+        "tainted" => {
+            first_sight(&mut seen, 1)?;
+            if s.null()? {
+                return Ok(());
+            }
+            s.array(|s| {
+                listed += 1;
+                s.skip_value()
+            })
+        }
+        _ => s.skip_value(),
+    })?;
+    Ok((primary, u64::from(primary_tainted) + listed))
 }
 
 #[cfg(test)]

@@ -1,0 +1,19 @@
+//! Differential: the scanning state and plan parsers against their serde_json reference. Both
+//! must give the same answer on every input, error kind and position included, and whenever the
+//! scanner takes a document alone its answer must be the reference's.
+#![no_main]
+
+use iacwatch::artifact::{plan, state};
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let reference = state::parse_with_serde_json(data);
+    assert_eq!(state::parse(data), reference, "state parsers disagree");
+    if let Some(scanned) = state::parse_scanned(data) {
+        assert_eq!(scanned, reference, "state scanner disagrees");
+    }
+    let reference = plan::parse_with_serde_json(data);
+    assert_eq!(plan::parse(data), reference, "plan parsers disagree");
+    if let Some(scanned) = plan::parse_scanned(data) {
+        assert_eq!(scanned, reference, "plan scanner disagrees");
+    }
+});
