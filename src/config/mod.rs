@@ -2,6 +2,7 @@
 //! precedence. A bad value is a one-line error naming the key. `main` takes the command line in two
 //! steps: `cli::parse`, then `Config::new`, then the command.
 
+mod remote;
 mod roots;
 pub mod run;
 mod serve;
@@ -98,6 +99,13 @@ pub struct FileConfig {
     pub header_timeout: Option<String>,
     pub request_timeout: Option<String>,
     pub web_config_file: Option<std::path::PathBuf>,
+    pub s3_endpoint: Option<String>,
+    pub s3_force_path_style: Option<bool>,
+    pub dynamodb_table: Option<String>,
+    pub dynamodb_endpoint: Option<String>,
+    pub remote_poll_interval: Option<String>,
+    /// `[remote."s3://..."]`: the settings of one S3 root (file only: no flag, no variable).
+    pub remote: Option<std::collections::BTreeMap<String, remote::RemoteTable>>,
 }
 
 impl FileConfig {
@@ -153,8 +161,11 @@ impl Config {
 /// What reading and classifying need, shared by `scan` and `serve`.
 #[derive(Clone, Debug)]
 pub struct Common {
-    /// Each resolved once: an absolute path with symbolic links resolved, labelled as given.
+    /// The directory roots, each resolved once: an absolute path with symbolic links resolved,
+    /// labelled as given.
     pub roots: Vec<Root>,
+    /// The `s3://` roots, with their settings.
+    pub remote: Vec<crate::source::s3::RemoteRoot>,
     pub policy: Policy,
     pub discover: DiscoverOptions,
     pub hostname: Option<String>,
@@ -168,8 +179,9 @@ impl Common {
             args.roots.clone()
         };
         if roots.is_empty() {
-            return Err(invalid("roots", "no root directory given"));
+            return Err(invalid("roots", "no root directory given (nor an s3:// URL)"));
         }
+        let remote = remote::roots(&roots, args, file)?;
         let cwd = std::env::current_dir()
             .map_err(|e| invalid("roots", format!("cannot read the current directory ({})", e.kind())))?;
         let mut policy = Policy::default();
@@ -190,7 +202,12 @@ impl Common {
         }
         let exclude = globs.build().map_err(|e| invalid("exclude", e.to_string()))?;
         Ok(Common {
-            roots: roots.into_iter().map(|label| roots::resolve(label, &cwd)).collect(),
+            roots: roots
+                .into_iter()
+                .filter(|label| !crate::source::s3::S3Root::is_s3_url(label))
+                .map(|label| roots::resolve(label, &cwd))
+                .collect(),
+            remote,
             policy,
             discover: DiscoverOptions {
                 follow_symlinks: args.follow_symlinks.or(file.follow_symlinks).unwrap_or(false),
@@ -198,6 +215,14 @@ impl Common {
             },
             hostname: pick(&args.hostname, &file.hostname),
         })
+    }
+}
+
+impl Common {
+    /// Every root's label, directories first, then the `s3://` roots.
+    pub fn labels(&self) -> Vec<String> {
+        let local = self.roots.iter().map(|r| r.label.clone());
+        local.chain(self.remote.iter().map(|r| r.root.url.clone())).collect()
     }
 }
 

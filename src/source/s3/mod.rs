@@ -10,6 +10,8 @@
 //! - `client`: the S3 client of one root (paginated listing, conditional GET);
 //! - `dynamodb`: one paginated `Scan` of the lock table, signed with the same credentials;
 //! - `poll`: one poll of a root (listing, GETs only for changed ETags, the lock table), per workspace;
+//! - `read`: a poll's result as classified workspaces and `errors` entries; pure;
+//! - `watch`: `scan`'s one poll of every root, and `serve`'s thread per root polling into a `Sink`;
 //! - `transport`, `error`: the counting HTTP layer, and the bounded error kinds with safe messages.
 //!
 //! The S3 native lock object holds the same LockInfo JSON as `.terraform.tfstate.lock.info`:
@@ -23,8 +25,10 @@ pub mod error;
 pub mod keys;
 pub mod locktable;
 pub mod poll;
+pub mod read;
 pub mod settings;
 pub mod transport;
+pub mod watch;
 
 pub use client::{Fetched, ObjectInfo, S3Client};
 pub use env::AwsEnvironment;
@@ -32,4 +36,4 @@ pub use error::{ErrorKind, Operation, RemoteError};
 pub use keys::StateIdentity;
 pub use locktable::LockTable;
 pub use poll::{DigestCheck, PollResult, Poller, RemoteWorkspace};
-pub use settings::{RemoteSettings, S3Root};
+pub use settings::{RemoteRoot, RemoteSettings, S3Root};
