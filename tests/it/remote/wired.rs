@@ -1,0 +1,200 @@
+//! `s3://` roots through the binary: `iacwatch scan` over what the real Terraform 1.0.3 wrote
+//! through `backend "s3"`, beside a directory and a bucket that does not exist; `iacwatch serve`
+//! polling a bucket: a change visible within a poll interval, the server stopped (root down,
+//! statuses kept) and restarted. Neither a state's canary nor the secret key ever comes out.
+
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::servers::{ACCESS_KEY, Moto, SECRET_KEY, SeaweedFs, TABLE};
+use super::terraform::{KEY, main_tf, run};
+use crate::support::{CANARY, Daemon, eventually, iacwatch};
+use crate::terraform::{Workspace, text};
+
+/// `iacwatch ARGS` with the test keys in the AWS environment.
+fn iacwatch_with_keys(args: &[&str]) -> Output {
+    iacwatch()
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap()
+}
+
+fn assert_nothing_leaks(what: &str, text: &str) {
+    assert!(!text.contains(CANARY), "a state value in {what}");
+    assert!(!text.contains(SECRET_KEY), "the secret key in {what}");
+}
+
+/// `(path, workspace, status, backend)` of a JSON document's workspaces under `root`.
+fn listed(doc: &Value, root: &str) -> Vec<(String, String, String, String)> {
+    doc["workspaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["root"] == root)
+        .map(|w| {
+            let field = |name: &str| w[name].as_str().unwrap_or_default().to_owned();
+            (field("path"), field("workspace"), field("status"), field("backend"))
+        })
+        .collect()
+}
+
+#[test]
+fn scan_lists_the_workspaces_terraform_keeps_in_a_bucket() {
+    let (Some(s3), Some(moto)) = (SeaweedFs::start(), Moto::start()) else {
+        return;
+    };
+    let resources = format!(r#"resource "null_resource" "a" {{ triggers = {{ secret = "{CANARY}" }} }}"#);
+    let Some(ws) = Workspace::new(&main_tf(&s3, &moto, &resources)) else {
+        return;
+    };
+    run(&ws, &["apply", "-auto-approve", "-input=false", "-no-color"]);
+    // `workspace new` writes an empty state at once.
+    run(&ws, &["workspace", "new", "-no-color", "staging"]);
+
+    let flags = [
+        "--s3-endpoint",
+        &s3.endpoint,
+        "--s3-force-path-style",
+        "--dynamodb-table",
+        TABLE,
+        "--dynamodb-endpoint",
+        &moto.endpoint,
+    ];
+    let mut args = vec!["scan", "--format", "json"];
+    args.extend(flags);
+    args.push("s3://tfstate");
+    let out = iacwatch_with_keys(&args);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert_nothing_leaks("scan's output", &format!("{stdout}{}", text(&out.stderr)));
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    let s3 = |ws: &str, status: &str| (KEY.to_owned(), ws.to_owned(), status.to_owned(), "s3".to_owned());
+    assert_eq!(
+        listed(&doc, "s3://tfstate"),
+        [s3("default", "active"), s3("staging", "inactive")],
+        "{stdout}"
+    );
+    assert_eq!(doc["errors"], serde_json::json!([]), "{stdout}");
+
+    // Mixed with a directory, and a bucket that does not exist: the others are still printed,
+    // the missing bucket is an `errors` entry, and the scan exits 1 as for an unreadable root.
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().to_str().unwrap();
+    let mut args = vec!["scan", "--format", "json"];
+    args.extend(flags);
+    args.extend(["s3://tfstate", local, "s3://no-such-bucket"]);
+    let out = iacwatch_with_keys(&args);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert_nothing_leaks("scan's output", &format!("{stdout}{stderr}"));
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(listed(&doc, "s3://tfstate").len(), 2, "{stdout}");
+    let errors = doc["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{stdout}");
+    assert_eq!(errors[0]["root"], "s3://no-such-bucket");
+    assert_eq!(errors[0]["kind"], "not_found", "{stdout}");
+    assert!(stderr.contains("s3://no-such-bucket"), "{stderr}");
+
+    // The table names both roots' workspaces.
+    let mut args = vec!["scan"];
+    args.extend(flags);
+    args.push("s3://tfstate");
+    let out = iacwatch_with_keys(&args);
+    let table = text(&out.stdout);
+    assert!(table.contains("staging") && table.contains(KEY), "{table}");
+}
+
+const ACTIVE: &str = r#"{"version":4,"serial":2,"lineage":"l","outputs":{"secret":{"value":"CANARY-7f3a9c2e-do-not-leak","type":"string"}},"resources":[{"mode":"managed","type":"null_resource","name":"a","instances":[{"attributes":{"id":"1","triggers":{"secret":"CANARY-7f3a9c2e-do-not-leak"}}}]}]}"#;
+const EMPTY: &str = r#"{"version":4,"serial":1,"lineage":"l","resources":[]}"#;
+
+/// The value of `iacwatch_root_up{root="s3://tfstate"}`, if it is exposed.
+fn root_up(daemon: &Daemon) -> Option<String> {
+    let metrics = daemon.get("/metrics");
+    let series = "iacwatch_root_up{root=\"s3://tfstate\"} ";
+    metrics.lines().find_map(|l| l.strip_prefix(series)).map(str::to_owned)
+}
+
+fn status(daemon: &Daemon, path: &str) -> Option<String> {
+    let doc = daemon.get_json("/api/v1/workspaces");
+    listed(&doc, "s3://tfstate")
+        .into_iter()
+        .find(|(p, w, ..)| p == path && w == "default")
+        .map(|(_, _, status, _)| status)
+}
+
+#[test]
+fn serve_polls_a_bucket_and_keeps_its_statuses_while_it_is_down() {
+    let Some(mut s3) = SeaweedFs::start() else {
+        return;
+    };
+    assert!(ACTIVE.contains(CANARY));
+    s3.put("apps/web/terraform.tfstate", ACTIVE.as_bytes());
+    let interval = Duration::from_secs(1);
+    let daemon = Daemon::builder()
+        .args([
+            "--s3-endpoint",
+            &s3.endpoint,
+            "--s3-force-path-style",
+            "--remote-poll-interval",
+            "1s",
+        ])
+        .arg("s3://tfstate")
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_REGION", "us-east-1")
+        .start();
+    // Ready means the first poll is in.
+    assert_eq!(status(&daemon, "apps/web/terraform.tfstate").as_deref(), Some("active"));
+    assert_eq!(root_up(&daemon).as_deref(), Some("1"));
+
+    // A change in the bucket: visible within one poll interval plus the time to read it.
+    let written = Instant::now();
+    s3.put("apps/db/terraform.tfstate", EMPTY.as_bytes());
+    eventually(Duration::from_secs(30), "the new state object listed", || {
+        status(&daemon, "apps/db/terraform.tfstate").filter(|s| s == "inactive")
+    });
+    let visible = written.elapsed();
+    eprintln!("a new state object was visible after {visible:?} (poll interval {interval:?})");
+    assert!(visible <= interval + Duration::from_secs(3), "{visible:?}");
+
+    // The server stopped: root_up 0, an `errors` entry, and the statuses kept.
+    s3.stop();
+    eventually(Duration::from_secs(60), "root_up 0", || {
+        root_up(&daemon).filter(|v| v == "0")
+    });
+    let doc = daemon.get_json("/api/v1/workspaces");
+    assert_eq!(listed(&doc, "s3://tfstate").len(), 2, "{doc}");
+    assert_eq!(status(&daemon, "apps/web/terraform.tfstate").as_deref(), Some("active"));
+    let errors = doc["errors"].as_array().unwrap();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e["root"] == "s3://tfstate" && e["kind"] == "unreachable"),
+        "{doc}"
+    );
+
+    // Restarted: root_up 1 again, the entry gone, and a change seen again.
+    s3.start_again();
+    eventually(Duration::from_secs(60), "root_up 1", || {
+        root_up(&daemon).filter(|v| v == "1")
+    });
+    s3.put("apps/db/terraform.tfstate", ACTIVE.as_bytes());
+    eventually(Duration::from_secs(30), "the rewritten state", || {
+        status(&daemon, "apps/db/terraform.tfstate").filter(|s| s == "active")
+    });
+    let doc = daemon.get_json("/api/v1/workspaces");
+    assert_eq!(doc["errors"], serde_json::json!([]), "{doc}");
+
+    let seen = [
+        daemon.get("/api/v1/workspaces"),
+        daemon.get("/metrics"),
+        daemon.get("/"),
+        daemon.log.lock().unwrap().join("\n"),
+    ];
+    assert_nothing_leaks("the API, /metrics, the page or the log", &seen.join("\n"));
+}
