@@ -8,17 +8,21 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::servers::{ACCESS_KEY, Moto, SECRET_KEY, SeaweedFs, TABLE};
+use super::servers::{ACCESS_KEY, Moto, SECRET_KEY, SeaweedFs, TABLE, put_items};
 use super::terraform::{KEY, main_tf, run};
 use crate::support::{CANARY, Daemon, eventually, iacwatch};
 use crate::terraform::{Workspace, text};
 
 /// `iacwatch ARGS` with the test keys in the AWS environment.
 fn iacwatch_with_keys(args: &[&str]) -> Output {
+    iacwatch_with_secret(args, SECRET_KEY)
+}
+
+fn iacwatch_with_secret(args: &[&str], secret: &str) -> Output {
     iacwatch()
         .args(args)
         .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
         .env("AWS_REGION", "us-east-1")
         .output()
         .unwrap()
@@ -99,6 +103,48 @@ fn scan_lists_the_workspaces_terraform_keeps_in_a_bucket() {
     assert_eq!(errors[0]["root"], "s3://no-such-bucket");
     assert_eq!(errors[0]["kind"], "not_found", "{stdout}");
     assert!(stderr.contains("s3://no-such-bucket"), "{stderr}");
+
+    // A running apply's lock item makes its workspace provisioning; a digest item that differs
+    // from the state object (for longer than the settle time) makes it failed, as Terraform
+    // itself would refuse that state.
+    let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let staging = format!("tfstate/env:/staging/{KEY}");
+    let info = format!(
+        r#"{{"ID":"5d3c","Operation":"OperationTypeApply","Info":"{CANARY}","Who":"ci@runner-1","Version":"1.0.3","Created":"{created}","Path":"{staging}"}}"#
+    );
+    put_items(
+        &moto,
+        &serde_json::json!([
+            {"LockID": {"S": staging}, "Info": {"S": info}},
+            {"LockID": {"S": format!("tfstate/{KEY}-md5")}, "Digest": {"S": "0123456789abcdef0123456789abcdef"}},
+        ]),
+    );
+    let mut args = vec!["scan", "--format", "json", "--settle-time", "100ms"];
+    args.extend(flags);
+    args.push("s3://tfstate");
+    let out = iacwatch_with_keys(&args);
+    let stdout = text(&out.stdout);
+    assert_nothing_leaks("scan's output", &format!("{stdout}{}", text(&out.stderr)));
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        listed(&doc, "s3://tfstate"),
+        [s3("default", "failed"), s3("staging", "provisioning")],
+        "{stdout}"
+    );
+    assert!(stdout.contains("state_digest_mismatch"), "{stdout}");
+
+    // A wrong secret: an access-denied entry that names the permission, and no secret shown.
+    let wrong = "WRONG-secret-4b1e";
+    let out = iacwatch_with_secret(&args, wrong);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["errors"][0]["kind"], "access_denied", "{stdout}");
+    assert!(stderr.contains("s3:ListBucket"), "{stderr}");
+    assert!(
+        !format!("{stdout}{stderr}").contains(wrong),
+        "the wrong secret came out"
+    );
 
     // The table names both roots' workspaces.
     let mut args = vec!["scan"];
