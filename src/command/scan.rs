@@ -66,13 +66,23 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write) -> anyhow::Result<Exit> {
     Ok(if tripped { Exit::GateTripped } else { Exit::Ok })
 }
 
-/// One poll of every `s3://` root into `result`; the roots that could not be read are returned.
+/// One poll of every `s3://` root into `result`, then the state of every directory whose backend
+/// is S3 from its bucket; the roots that could not be read are returned.
 fn scan_remote(config: &ScanConfig, result: &mut ScanResult) -> anyhow::Result<Vec<ScanProblem>> {
-    if config.common.remote.is_empty() {
+    use crate::source::s3::directory;
+    let common = &config.common;
+    let dirs = directory::backed_dirs(&result.workspaces, |label, path| {
+        let root = common.roots.iter().find(|r| r.label == label)?;
+        Some(if path == "." {
+            root.path.clone()
+        } else {
+            root.path.join(path)
+        })
+    });
+    if common.remote.is_empty() && dirs.is_empty() {
         return Ok(Vec::new());
     }
     let env = crate::source::s3::AwsEnvironment::from_process();
-    let common = &config.common;
     let remote = crate::source::s3::watch::scan(
         &common.remote,
         &env,
@@ -82,8 +92,21 @@ fn scan_remote(config: &ScanConfig, result: &mut ScanResult) -> anyhow::Result<V
     )
     .context("starting the S3 client")?;
     result.workspaces.extend(remote.workspaces);
-    crate::workspace::sort(&mut result.workspaces);
     result.problems.extend(remote.problems);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the S3 client")?;
+    let now = config.now.unwrap_or_else(Utc::now);
+    directory::read(
+        &runtime,
+        &dirs,
+        &env,
+        &common.policy,
+        now,
+        &mut result.workspaces,
+        &mut result.problems,
+    );
     Ok(remote.down)
 }
 

@@ -8,6 +8,7 @@
 //! - `backend`: a directory's `s3` backend (`.terraform/terraform.tfstate`): bucket, key, settings; pure;
 //! - `env`: the AWS environment (and shared-profile static keys) a client is built from;
 //! - `client`: the S3 client of one root (paginated listing, conditional GET);
+//! - `directory`: directories whose backend is S3, read from their bucket with their local evidence;
 //! - `dynamodb`: one paginated `Scan` of the lock table, signed with the same credentials;
 //! - `poll`: one poll of a root (listing, GETs only for changed ETags, the lock table), per workspace;
 //! - `read`: a poll's result as classified workspaces and `errors` entries; pure;
@@ -19,6 +20,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod directory;
 pub mod dynamodb;
 pub mod env;
 pub mod error;

@@ -89,7 +89,7 @@ pub fn workspaces(
 
 /// The evidence of one remote workspace. `table_down`: the lock table could not be read this
 /// time, so the locks and digest read before are kept.
-fn evidence(
+pub(super) fn evidence(
     root: &RemoteRoot,
     ws: &RemoteWorkspace,
     now: DateTime<Utc>,

@@ -244,3 +244,52 @@ fn serve_polls_a_bucket_and_keeps_its_statuses_while_it_is_down() {
     ];
     assert_nothing_leaks("the API, /metrics, the page or the log", &seen.join("\n"));
 }
+
+#[test]
+fn a_directory_whose_backend_is_s3_reads_its_workspaces_from_the_bucket_and_is_listed_once() {
+    let (Some(s3), Some(moto)) = (SeaweedFs::start(), Moto::start()) else {
+        return;
+    };
+    let resources = format!(r#"resource "null_resource" "a" {{ triggers = {{ secret = "{CANARY}" }} }}"#);
+    let Some(ws) = Workspace::new(&main_tf(&s3, &moto, &resources)) else {
+        return;
+    };
+    run(&ws, &["apply", "-auto-approve", "-input=false", "-no-color"]);
+    run(&ws, &["workspace", "new", "-no-color", "staging"]);
+    let dir = ws.path().to_str().unwrap();
+
+    // The endpoints come from the directory's backend configuration; the keys from the environment.
+    let out = iacwatch_with_keys(&["scan", "--format", "json", dir]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert_nothing_leaks("scan's output", &format!("{stdout}{}", text(&out.stderr)));
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    let statuses: Vec<(String, String, String)> = listed(&doc, dir)
+        .into_iter()
+        .map(|(_, ws, status, backend)| (ws, status, backend))
+        .collect();
+    let row = |ws: &str, status: &str| (ws.to_owned(), status.to_owned(), "s3".to_owned());
+    assert_eq!(
+        statuses,
+        [row("default", "active"), row("staging", "inactive")],
+        "{stdout}"
+    );
+    assert!(!stdout.contains("remote_state_not_visible"), "{stdout}");
+
+    // With the bucket as a root too, each workspace is listed once, under its directory.
+    let out = iacwatch_with_keys(&[
+        "scan",
+        "--format",
+        "json",
+        "--s3-endpoint",
+        &s3.endpoint,
+        "--s3-force-path-style",
+        dir,
+        "s3://tfstate",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(listed(&doc, dir).len(), 2, "{stdout}");
+    assert_eq!(listed(&doc, "s3://tfstate"), [], "{stdout}");
+}
