@@ -71,8 +71,11 @@ pub fn read(
             Ok(mut read) => {
                 let keys: BTreeSet<String> = read.iter().filter_map(state_key).collect();
                 // Listed once, under its directory: the bucket root's reading of the same object goes.
+                let has_default = read.iter().any(|w| w.name == "default");
                 found.retain(|w| {
-                    let same_dir = w.root == dir.root && w.path == dir.path;
+                    // `default` always exists, as `terraform workspace list` shows: without its
+                    // object in the bucket (never applied), the local reading of it stays.
+                    let same_dir = w.root == dir.root && w.path == dir.path && (has_default || w.name != "default");
                     let same_object = !under_directory(w)
                         && S3Root::parse(&w.root).is_ok_and(|r| r.bucket == backend.bucket)
                         && state_key(w).is_some_and(|k| keys.contains(&k));

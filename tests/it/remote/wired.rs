@@ -292,4 +292,17 @@ fn a_directory_whose_backend_is_s3_reads_its_workspaces_from_the_bucket_and_is_l
     let doc: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(listed(&doc, dir).len(), 2, "{stdout}");
     assert_eq!(listed(&doc, "s3://tfstate"), [], "{stdout}");
+
+    // Initialised but never applied: no object in the bucket, and `default` is still listed.
+    let never = main_tf(&s3, &moto, "").replace(KEY, "apps/never/terraform.tfstate");
+    let Some(never) = Workspace::new(&never) else { return };
+    let dir = never.path().to_str().unwrap();
+    let out = iacwatch_with_keys(&["scan", "--format", "json", dir]);
+    let stdout = text(&out.stdout);
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    let statuses: Vec<String> = listed(&doc, dir)
+        .into_iter()
+        .map(|(_, ws, status, _)| format!("{ws} {status}"))
+        .collect();
+    assert_eq!(statuses, ["default inactive"], "{stdout}");
 }
