@@ -74,8 +74,12 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         timing: config.timing,
         stop: stop.clone(),
     };
-    let mut feed = writer_loop.feed();
     let common = &config.common;
+    let dir_roots = common.roots.iter().map(|r| (r.label.clone(), r.path.clone())).collect();
+    let (local, polled) = (writer_loop.feed(), writer_loop.feed());
+    let interval = common.backed_poll_interval;
+    let mut feed = crate::source::s3::backed::wrap(local, polled, dir_roots, common.policy, interval, &stop)
+        .context("starting the poller of directories with an S3 backend")?;
     crate::source::s3::watch::spawn(&common.remote, &common.discover.exclude, common.policy, &stop, || {
         writer_loop.feed()
     })

@@ -138,7 +138,7 @@ fn pick<T: Clone>(flag: &Option<T>, key: &Option<T>) -> Option<T> {
 /// A command, validated.
 #[derive(Debug)]
 pub enum Config {
-    Scan(ScanConfig),
+    Scan(Box<ScanConfig>),
     Serve(Box<ServeConfig>),
     Run(Box<RunPlan>),
     Completions(clap_complete::Shell),
@@ -149,7 +149,7 @@ impl Config {
     /// Validates a parsed command line (`run` reads the process's environment for its defaults).
     pub fn new(command: &Command) -> Result<Config, ConfigError> {
         Ok(match command {
-            Command::Scan(args) => Config::Scan(ScanConfig::new(args)?),
+            Command::Scan(args) => Config::Scan(Box::new(ScanConfig::new(args)?)),
             Command::Serve(args) => Config::Serve(Box::new(ServeConfig::new(args)?)),
             Command::Run(args) => Config::Run(Box::new(run::plan(args, &|name| std::env::var_os(name))?)),
             Command::Completions { shell } => Config::Completions(*shell),
@@ -166,6 +166,8 @@ pub struct Common {
     pub roots: Vec<Root>,
     /// The `s3://` roots, with their settings.
     pub remote: Vec<crate::source::s3::RemoteRoot>,
+    /// How often `serve` polls the buckets of directories whose backend is S3.
+    pub backed_poll_interval: Duration,
     pub policy: Policy,
     pub discover: DiscoverOptions,
     pub hostname: Option<String>,
@@ -208,6 +210,7 @@ impl Common {
                 .map(|label| roots::resolve(label, &cwd))
                 .collect(),
             remote,
+            backed_poll_interval: remote::dirs_poll_interval(args, file)?,
             policy,
             discover: DiscoverOptions {
                 follow_symlinks: args.follow_symlinks.or(file.follow_symlinks).unwrap_or(false),

@@ -83,3 +83,10 @@ fn settings(args: &CommonArgs, file: &FileConfig, table: &RemoteTable) -> Result
     }
     Ok(settings)
 }
+
+/// How often the buckets of directories whose backend is S3 are polled: the flag, else the
+/// top-level key, else the default.
+pub fn dirs_poll_interval(args: &CommonArgs, file: &FileConfig) -> Result<std::time::Duration, ConfigError> {
+    let table = RemoteTable::default();
+    Ok(settings(args, file, &table)?.poll_interval)
+}

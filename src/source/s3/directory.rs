@@ -11,7 +11,7 @@ use globset::GlobSet;
 
 use super::backend::{self, S3Backend};
 use super::env::AwsEnvironment;
-use super::poll::Poller;
+use super::poll::{PollResult, Poller};
 use super::read::{BACKEND, evidence, problem_kind};
 use super::settings::{RemoteRoot, S3Root};
 use super::{RemoteError, S3Client};
@@ -61,21 +61,26 @@ pub fn read(
     problems: &mut Vec<ScanProblem>,
 ) {
     for dir in dirs {
-        let Some(backend) = std::fs::read(dir.dir.join(".terraform/terraform.tfstate"))
-            .ok()
-            .and_then(|bytes| backend::parse(&bytes).ok().flatten())
-        else {
+        let Some(backend) = dir.backend() else {
             continue;
         };
-        match runtime.block_on(read_one(&backend, env, policy, now, dir, found)) {
-            Ok(mut read) => {
+        let polled = bucket_root(&backend).and_then(|root| {
+            let client = S3Client::new(&root.root, &root.settings, env)?;
+            let result = runtime.block_on(Poller::new(client, GlobSet::empty()).poll())?;
+            Ok((root, result))
+        });
+        match polled {
+            Ok((root, result)) => {
+                let local: Vec<Workspace> = found
+                    .iter()
+                    .filter(|w| w.root == dir.root && w.path == dir.path)
+                    .cloned()
+                    .collect();
+                let mut read = combine(dir, &backend, &root, &result, &local, policy, now);
                 let keys: BTreeSet<String> = read.iter().filter_map(state_key).collect();
-                // Listed once, under its directory: the bucket root's reading of the same object goes.
-                let has_default = read.iter().any(|w| w.name == "default");
                 found.retain(|w| {
-                    // `default` always exists, as `terraform workspace list` shows: without its
-                    // object in the bucket (never applied), the local reading of it stays.
-                    let same_dir = w.root == dir.root && w.path == dir.path && (has_default || w.name != "default");
+                    let same_dir = w.root == dir.root && w.path == dir.path;
+                    // Listed once, under its directory: the bucket root's reading of the object goes.
                     let same_object = !under_directory(w)
                         && S3Root::parse(&w.root).is_ok_and(|r| r.bucket == backend.bucket)
                         && state_key(w).is_some_and(|k| keys.contains(&k));
@@ -83,59 +88,70 @@ pub fn read(
                 });
                 found.append(&mut read);
             }
-            Err(err) => problems.push(ScanProblem {
-                root: dir.root.clone(),
-                path: dir.path.clone(),
-                kind: problem_kind(err.kind),
-                message: err.to_string(),
-            }),
+            Err(err) => problems.push(dir.problem(&err)),
         }
     }
     sort(found);
 }
 
-/// The workspaces of one directory, from its bucket and its local evidence.
-async fn read_one(
-    backend: &S3Backend,
-    env: &AwsEnvironment,
-    policy: &Policy,
-    now: DateTime<Utc>,
-    dir: &BackedDir,
-    found: &[Workspace],
-) -> Result<Vec<Workspace>, RemoteError> {
+impl BackedDir {
+    /// The directory's `s3` backend, when its `.terraform/terraform.tfstate` names one.
+    pub fn backend(&self) -> Option<S3Backend> {
+        std::fs::read(self.dir.join(".terraform/terraform.tfstate"))
+            .ok()
+            .and_then(|bytes| backend::parse(&bytes).ok().flatten())
+    }
+
+    /// The `errors` entry of a directory whose bucket cannot be read.
+    pub fn problem(&self, err: &RemoteError) -> ScanProblem {
+        ScanProblem {
+            root: self.root.clone(),
+            path: self.path.clone(),
+            kind: problem_kind(err.kind),
+            message: err.to_string(),
+        }
+    }
+}
+
+/// The root to poll for a backend: the folder of its key (named workspaces are found under the
+/// workspace key prefix wherever it is).
+pub fn bucket_root(backend: &S3Backend) -> Result<RemoteRoot, RemoteError> {
     let folder = backend.key.rsplit_once('/').map_or("", |(folder, _)| folder);
     let url = if folder.is_empty() {
         format!("s3://{}", backend.bucket)
     } else {
         format!("s3://{}/{folder}", backend.bucket)
     };
-    let unusable = || RemoteError::new(super::ErrorKind::BadResponse, super::Operation::List, url.clone());
-    let root = RemoteRoot {
-        root: S3Root::parse(&url).map_err(|_| unusable())?,
+    let root = S3Root::parse(&url)
+        .map_err(|_| RemoteError::new(super::ErrorKind::BadResponse, super::Operation::List, url.clone()))?;
+    Ok(RemoteRoot {
+        root,
         settings: backend.settings.clone(),
-    };
-    let client = S3Client::new(&root.root, &root.settings, env)?;
-    let result = Poller::new(client, GlobSet::empty()).poll().await?;
-    let local = |name: &str| {
-        found
-            .iter()
-            .find(|w| w.root == dir.root && w.path == dir.path && w.name == name)
-            .map(|w| &w.evidence)
-    };
-    let shared = local("default").or_else(|| {
-        found
-            .iter()
-            .find(|w| w.root == dir.root && w.path == dir.path)
-            .map(|w| &w.evidence)
-    });
-    Ok(result
+    })
+}
+
+/// The workspaces of one directory: those the bucket holds for its backend, each with the
+/// directory's local evidence (`local`: the directory's own reading); `default`, which always
+/// exists, stays as read locally when the bucket has no object for it yet.
+pub fn combine(
+    dir: &BackedDir,
+    backend: &S3Backend,
+    root: &RemoteRoot,
+    result: &PollResult,
+    local: &[Workspace],
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Vec<Workspace> {
+    let local_of = |name: &str| local.iter().find(|w| w.name == name).map(|w| &w.evidence);
+    let shared = local_of("default").or_else(|| local.first().map(|w| &w.evidence));
+    let mut out: Vec<Workspace> = result
         .workspaces
         .iter()
         .filter(|ws| ws.identity.key == backend.state_key(&ws.identity.workspace))
         .map(|ws| {
             let name = ws.identity.workspace.clone();
-            let remote = evidence(&root, ws, now, None, result.lock_table.is_some());
-            let evidence = merge(local(&name), shared, remote);
+            let remote = evidence(root, ws, now, None, result.lock_table.is_some());
+            let evidence = merge(local_of(&name), shared, remote);
             Workspace {
                 id: workspace_id(&dir.root, &dir.path, &name),
                 root: dir.root.clone(),
@@ -145,7 +161,12 @@ async fn read_one(
                 evidence,
             }
         })
-        .collect())
+        .collect();
+    if !out.iter().any(|w| w.name == "default") {
+        out.extend(local.iter().filter(|w| w.name == "default").cloned());
+    }
+    sort(&mut out);
+    out
 }
 
 /// The directory's evidence of a workspace with the bucket's: a local state snapshot

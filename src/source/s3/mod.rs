@@ -5,6 +5,7 @@
 //! - `settings`: the `s3://BUCKET[/PREFIX]` URL and the per-root settings, as plain data;
 //! - `keys`: which objects are state and which workspace each is (the identity rule); pure;
 //! - `locktable`: the DynamoDB lock table's items from DynamoDB's JSON wire format; pure;
+//! - `backed`: `serve`'s merge of the bucket's reading into directories whose backend is S3;
 //! - `backend`: a directory's `s3` backend (`.terraform/terraform.tfstate`): bucket, key, settings; pure;
 //! - `env`: the AWS environment (and shared-profile static keys) a client is built from;
 //! - `client`: the S3 client of one root (paginated listing, conditional GET);
@@ -18,6 +19,7 @@
 //! The S3 native lock object holds the same LockInfo JSON as `.terraform.tfstate.lock.info`:
 //! `artifact::tflock::parse` reads it.
 
+pub mod backed;
 pub mod backend;
 pub mod client;
 pub mod directory;

@@ -293,6 +293,41 @@ fn a_directory_whose_backend_is_s3_reads_its_workspaces_from_the_bucket_and_is_l
     assert_eq!(listed(&doc, dir).len(), 2, "{stdout}");
     assert_eq!(listed(&doc, "s3://tfstate"), [], "{stdout}");
 
+    // `serve` merges the bucket's reading into the directory's, and sees a new workspace there.
+    let dir = ws.path().to_str().unwrap();
+    let daemon = Daemon::builder()
+        .args(["--remote-poll-interval", "1s"])
+        .arg(dir)
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_REGION", "us-east-1")
+        .start();
+    let served = |daemon: &Daemon| -> Vec<(String, String, String)> {
+        listed(&daemon.get_json("/api/v1/workspaces"), dir)
+            .into_iter()
+            .map(|(_, ws, status, backend)| (ws, status, backend))
+            .collect()
+    };
+    eventually(
+        Duration::from_secs(30),
+        "the bucket's workspaces under the directory",
+        || {
+            let now = served(&daemon);
+            (now == [row("default", "active"), row("staging", "inactive")]).then_some(())
+        },
+    );
+    run(&ws, &["workspace", "new", "-no-color", "qa"]);
+    eventually(Duration::from_secs(30), "the new workspace", || {
+        served(&daemon).contains(&row("qa", "inactive")).then_some(())
+    });
+    let seen = [
+        daemon.get("/api/v1/workspaces"),
+        daemon.get("/metrics"),
+        daemon.log.lock().unwrap().join("\n"),
+    ];
+    assert_nothing_leaks("the daemon's API, metrics or log", &seen.join("\n"));
+    drop(daemon);
+
     // Initialised but never applied: no object in the bucket, and `default` is still listed.
     let never = main_tf(&s3, &moto, "").replace(KEY, "apps/never/terraform.tfstate");
     let Some(never) = Workspace::new(&never) else { return };
