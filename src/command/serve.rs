@@ -78,11 +78,17 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let dir_roots = common.roots.iter().map(|r| (r.label.clone(), r.path.clone())).collect();
     let (local, polled) = (writer_loop.feed(), writer_loop.feed());
     let interval = common.backed_poll_interval;
-    let mut feed = crate::source::s3::backed::wrap(local, polled, dir_roots, common.policy, interval, &stop)
+    let claims = crate::source::s3::backed::Claims::default();
+    let mut feed = crate::source::s3::backed::wrap(local, polled, dir_roots, common.policy, interval, &stop, &claims)
         .context("starting the poller of directories with an S3 backend")?;
-    crate::source::s3::watch::spawn(&common.remote, &common.discover.exclude, common.policy, &stop, || {
-        writer_loop.feed()
-    })
+    crate::source::s3::watch::spawn(
+        &common.remote,
+        &common.discover.exclude,
+        common.policy,
+        &stop,
+        &claims,
+        || writer_loop.feed(),
+    )
     .context("starting the S3 pollers")?;
     // The one loop that writes the store; it ends when the last source is gone.
     std::thread::Builder::new()

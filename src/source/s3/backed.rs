@@ -4,7 +4,7 @@
 //! merge the latest local reading with the latest remote one under one lock, so the two never
 //! undo each other.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,6 +37,32 @@ fn lock(dirs: &Dirs) -> MutexGuard<'_, BTreeMap<(String, String), Entry>> {
     dirs.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The state objects that directories read (by directory: the bucket and its keys), so that a
+/// bucket root leaves them out: such a workspace is listed once, under its directory.
+#[derive(Clone, Debug, Default)]
+pub struct Claims(Arc<Mutex<BTreeMap<DirKey, Claim>>>);
+
+/// A directory: its root's label and its path.
+type DirKey = (String, String);
+/// A bucket and the state keys read from it.
+type Claim = (String, BTreeSet<String>);
+
+impl Claims {
+    /// True when a directory reads the object `key` of `bucket`.
+    pub fn claimed(&self, bucket: &str, key: &str) -> bool {
+        let claims = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        claims.values().any(|(b, keys)| b == bucket && keys.contains(key))
+    }
+
+    fn set(&self, dir: &(String, String), claim: Option<(String, BTreeSet<String>)>) {
+        let mut claims = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match claim {
+            Some(claim) => claims.insert(dir.clone(), claim),
+            None => claims.remove(dir),
+        };
+    }
+}
+
 /// The local watcher's sink, merging.
 pub struct Merging<S> {
     inner: S,
@@ -54,15 +80,17 @@ pub fn wrap<S: Sink, R: Sink + Send + 'static>(
     policy: Policy,
     interval: Duration,
     stop: &Arc<AtomicBool>,
+    claims: &Claims,
 ) -> std::io::Result<Merging<S>> {
     let dirs: Dirs = Arc::default();
     let polled = dirs.clone();
     let stop = stop.clone();
+    let claims = claims.clone();
     std::thread::Builder::new()
         .name("iacwatch-s3-dirs".into())
         .spawn(move || {
             remote.ready();
-            poll_loop(&polled, &mut remote, policy, interval, &stop);
+            poll_loop(&polled, &mut remote, policy, interval, &stop, &claims);
         })?;
     Ok(Merging {
         inner: local,
@@ -137,7 +165,7 @@ fn merged(entry: &Entry, policy: &Policy) -> (Vec<Workspace>, Vec<crate::workspa
     (workspaces, entry.error.iter().map(|e| entry.dir.problem(e)).collect())
 }
 
-fn poll_loop(dirs: &Dirs, sink: &mut dyn Sink, policy: Policy, interval: Duration, stop: &AtomicBool) {
+fn poll_loop(dirs: &Dirs, sink: &mut dyn Sink, policy: Policy, interval: Duration, stop: &AtomicBool, claims: &Claims) {
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
         tracing::error!("cannot start the poller of directories with an S3 backend");
         return;
@@ -157,6 +185,15 @@ fn poll_loop(dirs: &Dirs, sink: &mut dyn Sink, policy: Policy, interval: Duratio
             entry.polled_at = Some(Instant::now());
             match outcome {
                 Ok(remote) => {
+                    let claim = remote.as_ref().map(|(backend, _, result)| {
+                        let keys = result
+                            .workspaces
+                            .iter()
+                            .filter(|w| w.identity.key == backend.state_key(&w.identity.workspace))
+                            .map(|w| w.identity.key.clone());
+                        (backend.bucket.clone(), keys.collect())
+                    });
+                    claims.set(&key, claim);
                     entry.remote = remote;
                     entry.error = None;
                 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use globset::GlobSet;
 
+use super::backed::Claims;
 use super::client::S3Client;
 use super::env::AwsEnvironment;
 use super::error::RemoteError;
@@ -73,6 +74,7 @@ pub fn spawn<S: Sink + Send + 'static>(
     exclude: &GlobSet,
     policy: Policy,
     stop: &Arc<AtomicBool>,
+    claims: &Claims,
     mut sink: impl FnMut() -> S,
 ) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
     let env = AwsEnvironment::from_process();
@@ -85,6 +87,7 @@ pub fn spawn<S: Sink + Send + 'static>(
                 exclude: exclude.clone(),
                 policy,
                 stop: stop.clone(),
+                claims: claims.clone(),
             };
             let mut sink = sink();
             std::thread::Builder::new()
@@ -101,6 +104,8 @@ struct RootWatch {
     exclude: GlobSet,
     policy: Policy,
     stop: Arc<AtomicBool>,
+    /// The objects directories read: left out here.
+    claims: Claims,
 }
 
 impl RootWatch {
@@ -135,7 +140,12 @@ impl RootWatch {
                     }
                     failures = 0;
                     let known = sink.known();
-                    let (found, problems) = workspaces(&self.root, &result, now, &self.policy, Some(&*known));
+                    let (mut found, problems) = workspaces(&self.root, &result, now, &self.policy, Some(&*known));
+                    let bucket = &self.root.root.bucket;
+                    found.retain(|w| {
+                        let key = w.evidence.state.as_ref().map(|s| s.path.as_str());
+                        !key.is_some_and(|k| self.claims.claimed(bucket, k))
+                    });
                     sink.root_up(&url, true);
                     sink.send(Update {
                         root: url.clone(),

@@ -296,8 +296,14 @@ fn a_directory_whose_backend_is_s3_reads_its_workspaces_from_the_bucket_and_is_l
     // `serve` merges the bucket's reading into the directory's, and sees a new workspace there.
     let dir = ws.path().to_str().unwrap();
     let daemon = Daemon::builder()
-        .args(["--remote-poll-interval", "1s"])
-        .arg(dir)
+        .args([
+            "--remote-poll-interval",
+            "1s",
+            "--s3-endpoint",
+            &s3.endpoint,
+            "--s3-force-path-style",
+        ])
+        .args([dir, "s3://tfstate"])
         .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
         .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
         .env("AWS_REGION", "us-east-1")
@@ -316,10 +322,30 @@ fn a_directory_whose_backend_is_s3_reads_its_workspaces_from_the_bucket_and_is_l
             (now == [row("default", "active"), row("staging", "inactive")]).then_some(())
         },
     );
+    // Listed once, under the directory: the bucket root leaves the directory's objects out.
+    eventually(
+        Duration::from_secs(30),
+        "the bucket root without the directory's objects",
+        || {
+            listed(&daemon.get_json("/api/v1/workspaces"), "s3://tfstate")
+                .is_empty()
+                .then_some(())
+        },
+    );
     run(&ws, &["workspace", "new", "-no-color", "qa"]);
     eventually(Duration::from_secs(30), "the new workspace", || {
         served(&daemon).contains(&row("qa", "inactive")).then_some(())
     });
+    // A new object may show under the bucket root until the directory's next poll claims it.
+    eventually(
+        Duration::from_secs(30),
+        "the new object claimed by its directory",
+        || {
+            listed(&daemon.get_json("/api/v1/workspaces"), "s3://tfstate")
+                .is_empty()
+                .then_some(())
+        },
+    );
     let seen = [
         daemon.get("/api/v1/workspaces"),
         daemon.get("/metrics"),
