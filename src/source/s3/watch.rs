@@ -49,10 +49,31 @@ pub fn scan(
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut outcome = ScanOutcome::default();
     for root in roots {
-        let polled = poller(root, env, exclude).and_then(|mut p| runtime.block_on(p.poll()));
+        let polled = poller(root, env, exclude).and_then(|mut poller| {
+            let mut read = runtime.block_on(poller.poll())?;
+            let mut found = workspaces(root, &read, now.unwrap_or_else(Utc::now), policy, None);
+            // A state caught mid-write: poll again once it has settled (three settle times at
+            // most), rather than print a guess, as for a directory.
+            let deadline = std::time::Instant::now() + policy.settle_time * 3;
+            while now.is_none() && std::time::Instant::now() < deadline {
+                let Some(wake) = found
+                    .0
+                    .iter()
+                    .filter(|w| settling(w))
+                    .filter_map(|w| w.verdict.recheck_at)
+                    .min()
+                else {
+                    break;
+                };
+                let wait = (wake - Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(20);
+                std::thread::sleep(wait.min(deadline.saturating_duration_since(std::time::Instant::now())));
+                read = runtime.block_on(poller.poll())?;
+                found = workspaces(root, &read, Utc::now(), policy, None);
+            }
+            Ok(found)
+        });
         match polled {
-            Ok(result) => {
-                let (mut found, problems) = workspaces(root, &result, now.unwrap_or_else(Utc::now), policy, None);
+            Ok((mut found, problems)) => {
                 outcome.workspaces.append(&mut found);
                 outcome.problems.extend(problems);
             }
@@ -65,6 +86,13 @@ pub fn scan(
     }
     sort(&mut outcome.workspaces);
     Ok(outcome)
+}
+
+fn settling(w: &Workspace) -> bool {
+    w.verdict
+        .reasons
+        .iter()
+        .any(|r| r.code == crate::model::ReasonCode::StateSettling)
 }
 
 /// Starts one thread per root, each with the sink `sink()` makes; each says `ready` after its

@@ -367,3 +367,34 @@ fn a_directory_whose_backend_is_s3_reads_its_workspaces_from_the_bucket_and_is_l
         .collect();
     assert_eq!(statuses, ["default inactive"], "{stdout}");
 }
+
+#[test]
+fn scan_waits_for_a_state_object_caught_mid_write_to_settle() {
+    let Some(s3) = SeaweedFs::start() else { return };
+    s3.put("apps/broken/terraform.tfstate", br#"{"version":4,"serial":1,"lin"#);
+    let out = iacwatch_with_keys(&[
+        "scan",
+        "--format",
+        "json",
+        "--s3-endpoint",
+        &s3.endpoint,
+        "--s3-force-path-style",
+        "s3://tfstate",
+    ]);
+    let stdout = text(&out.stdout);
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    let s3_row = |status: &str| {
+        vec![(
+            "apps/broken/terraform.tfstate".to_owned(),
+            "default".to_owned(),
+            status.to_owned(),
+            "s3".to_owned(),
+        )]
+    };
+    // Not a guess while it may be mid-write: once settled, an object still unreadable is failed.
+    assert_eq!(listed(&doc, "s3://tfstate"), s3_row("failed"), "{stdout}");
+    assert!(
+        stdout.contains("state_unreadable") && !stdout.contains("state_settling"),
+        "{stdout}"
+    );
+}
