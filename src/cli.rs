@@ -17,15 +17,11 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "parsed once per process; boxing would only move the arguments"
-)]
 pub enum Command {
     /// One pass over the roots, then exit.
     Scan(ScanArgs),
     /// The daemon: scan, then watch, and serve /metrics, the JSON API and the overview page.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// The pipeline wrapper: mark a workspace as being provisioned/destroyed while CMD runs.
     Run(RunArgs),
     /// Prints a shell completion script for SHELL on stdout.
@@ -65,7 +61,22 @@ pub struct CommonArgs {
     /// The host name pipeline locks are compared with (default: this machine's).
     #[arg(long, env = "IACWATCH_HOSTNAME", value_name = "NAME")]
     pub hostname: Option<String>,
-    /// Directories to scan (resolved once at start; the `root` label stays as given).
+    /// The S3 endpoint of the s3:// roots (e.g. http://127.0.0.1:8333); default: AWS's.
+    #[arg(long, env = "IACWATCH_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// Path-style S3 requests (ENDPOINT/BUCKET/KEY), as MinIO and SeaweedFS need.
+    #[arg(long, env = "IACWATCH_S3_FORCE_PATH_STYLE", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub s3_force_path_style: Option<bool>,
+    /// Terraform's DynamoDB lock table of the s3:// roots.
+    #[arg(long, env = "IACWATCH_DYNAMODB_TABLE", value_name = "TABLE")]
+    pub dynamodb_table: Option<String>,
+    /// The DynamoDB endpoint of that table; default: AWS's for the region.
+    #[arg(long, env = "IACWATCH_DYNAMODB_ENDPOINT", value_name = "URL")]
+    pub dynamodb_endpoint: Option<String>,
+    /// How often serve polls each s3:// root (default 30s).
+    #[arg(long, env = "IACWATCH_REMOTE_POLL_INTERVAL", value_name = "DURATION")]
+    pub remote_poll_interval: Option<String>,
+    /// Directories and s3://BUCKET[/PREFIX] URLs to scan (the `root` label stays as given).
     #[arg(env = "IACWATCH_ROOTS", value_delimiter = ',', value_name = "ROOT")]
     pub roots: Vec<String>,
 }

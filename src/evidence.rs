@@ -75,8 +75,11 @@ pub struct Evidence {
     pub crash_log: Option<Stamp>,
     /// The newest configuration file of the workspace directory.
     pub newest_config: Option<Stamp>,
-    /// Backend type from `.terraform/terraform.tfstate`.
+    /// Backend type from `.terraform/terraform.tfstate` (`s3` for a workspace of a bucket root).
     pub backend: Option<String>,
+    /// Since when the remote lock table's digest of the state (`-md5` item) has differed from the
+    /// state object read: Terraform refuses such a state once its second write is overdue.
+    pub state_digest_mismatch: Option<DateTime<Utc>>,
     /// Other artifacts that could not be read (the backend file, a marker directory, ...).
     pub problems: Vec<Artifact<ParseError>>,
 }

@@ -111,6 +111,7 @@ pub enum ReasonCode {
     StaleLock,
     StateUnreadable,
     StateSettling,
+    StateDigestMismatch,
     TaintedInstances,
     LastRunFailed,
     LastRunCancelled,
@@ -142,6 +143,7 @@ impl ReasonCode {
                     | DeadLock
                     | StaleLock
                     | StateUnreadable
+                    | StateDigestMismatch
                     | TaintedInstances
                     | LastRunFailed
                     | LastRunCancelled
@@ -165,6 +167,7 @@ impl ReasonCode {
             ReasonCode::StaleLock => "stale_lock",
             ReasonCode::StateUnreadable => "state_unreadable",
             ReasonCode::StateSettling => "state_settling",
+            ReasonCode::StateDigestMismatch => "state_digest_mismatch",
             ReasonCode::TaintedInstances => "tainted_instances",
             ReasonCode::LastRunFailed => "last_run_failed",
             ReasonCode::LastRunCancelled => "last_run_cancelled",

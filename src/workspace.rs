@@ -60,6 +60,18 @@ pub enum ProblemKind {
     PermissionDenied,
     /// Any other error of the operating system.
     Io,
+    /// A bucket or lock table that gives no answer (connection refused, timeout, unresolvable).
+    Unreachable,
+    /// The credentials are missing, wrong, or do not allow the request.
+    AccessDenied,
+    /// A bucket, object or lock table that does not exist (an object deleted since the listing).
+    NotFound,
+    /// The service asks to slow down.
+    Throttled,
+    /// The service failed (5xx).
+    ServerError,
+    /// An answer that cannot be used.
+    BadResponse,
 }
 
 impl ProblemKind {
@@ -69,6 +81,12 @@ impl ProblemKind {
             ProblemKind::SymlinkLoop => "symlink_loop",
             ProblemKind::PermissionDenied => "permission_denied",
             ProblemKind::Io => "io",
+            ProblemKind::Unreachable => "unreachable",
+            ProblemKind::AccessDenied => "access_denied",
+            ProblemKind::NotFound => "not_found",
+            ProblemKind::Throttled => "throttled",
+            ProblemKind::ServerError => "server_error",
+            ProblemKind::BadResponse => "bad_response",
         }
     }
 }

@@ -81,6 +81,7 @@ impl<'a> Classification<'a> {
         c.pipeline_lock();
         c.terraform_lock();
         c.state();
+        c.state_digest();
         c.failure_signals();
         c.plan();
         c.config_changed();

@@ -101,4 +101,27 @@ impl Classification<'_> {
         }
         self.state = Some(meta);
     }
+
+    /// The lock table's digest differs from the state object: the normal moment between
+    /// Terraform's two writes (the object, then the digest) within the settle time, `failed`
+    /// after it, when Terraform itself refuses the state.
+    pub(super) fn state_digest(&mut self) {
+        let Some(since) = self.evidence.state_digest_mismatch else {
+            return;
+        };
+        let settled_at = since + delta(self.policy.settle_time);
+        if self.now < settled_at {
+            self.recheck(settled_at);
+            return;
+        }
+        let path = self.evidence.state.as_ref().map(|s| s.path.clone());
+        self.fail(
+            ReasonCode::StateDigestMismatch,
+            "the lock table's digest differs from the state object: Terraform refuses this state \
+             (\"state data in S3 does not have the expected content\")"
+                .into(),
+            path.as_deref(),
+            since,
+        );
+    }
 }

@@ -352,3 +352,36 @@ fn a_crash_in_the_same_instant_as_a_succeeded_run_stands() {
     };
     assert_eq!(classify(&later, now, &policy).status, Status::Active);
 }
+
+#[test]
+fn a_digest_mismatch_fails_only_once_it_has_lasted_the_settle_time() {
+    let policy = Policy::default();
+    let settled = t0() + delta(policy.settle_time);
+    let evidence = Evidence {
+        state: active_state_at(t0()),
+        backend: Some("s3".into()),
+        state_digest_mismatch: Some(t0()),
+        ..Evidence::default()
+    };
+    for now in [t0(), settled - ms(1)] {
+        let during = classify(&evidence, now, &policy);
+        assert_eq!(
+            during.status,
+            Status::Active,
+            "at {now}: between Terraform's two writes"
+        );
+        assert!(!codes(&during).contains(&ReasonCode::StateDigestMismatch), "at {now}");
+        assert_eq!(during.recheck_at, Some(settled), "at {now}");
+    }
+    for now in [settled, settled + ms(1)] {
+        let after = classify(&evidence, now, &policy);
+        assert_eq!(after.status, Status::Failed, "at {now}");
+        assert!(codes(&after).contains(&ReasonCode::StateDigestMismatch), "at {now}");
+        assert_eq!(after.since, Some(t0()));
+    }
+    let matching = Evidence {
+        state_digest_mismatch: None,
+        ..evidence
+    };
+    assert_eq!(classify(&matching, settled, &policy).status, Status::Active);
+}

@@ -13,7 +13,8 @@ use crate::config::{Format, ScanConfig};
 use crate::report::{self, Counts, WorkspaceView, WorkspacesDocument};
 use crate::source::local::liveness::SystemProbe;
 use crate::source::local::read::STREAM_ABOVE;
-use crate::source::local::scan::Scanner;
+use crate::source::local::scan::{ScanResult, Scanner};
+use crate::workspace::ScanProblem;
 
 /// Runs a scan and writes its output to `out`.
 pub fn run(config: &ScanConfig, out: &mut dyn Write) -> anyhow::Result<Exit> {
@@ -37,6 +38,7 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write) -> anyhow::Result<Exit> {
     if config.now.is_none() {
         scanner.settle(&config.common.roots, &mut result);
     }
+    let down = scan_remote(config, &mut result)?;
     let generated_at = config.now.unwrap_or_else(Utc::now);
     let counts = Counts::of(result.workspaces.iter().map(|w| w.verdict.status));
     let tripped = result
@@ -54,7 +56,58 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write) -> anyhow::Result<Exit> {
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {}
         other => other.context("writing the output")?,
     }
+    if !down.is_empty() {
+        // As for a directory that cannot be read: exit 1; the other roots are still printed.
+        for problem in &down {
+            eprintln!("iacwatch: {}: {}", problem.root, problem.message);
+        }
+        return Ok(Exit::Code(1));
+    }
     Ok(if tripped { Exit::GateTripped } else { Exit::Ok })
+}
+
+/// One poll of every `s3://` root into `result`, then the state of every directory whose backend
+/// is S3 from its bucket; the roots that could not be read are returned.
+fn scan_remote(config: &ScanConfig, result: &mut ScanResult) -> anyhow::Result<Vec<ScanProblem>> {
+    use crate::source::s3::directory;
+    let common = &config.common;
+    let dirs = directory::backed_dirs(&result.workspaces, |label, path| {
+        let root = common.roots.iter().find(|r| r.label == label)?;
+        Some(if path == "." {
+            root.path.clone()
+        } else {
+            root.path.join(path)
+        })
+    });
+    if common.remote.is_empty() && dirs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let env = crate::source::s3::AwsEnvironment::from_process();
+    let remote = crate::source::s3::watch::scan(
+        &common.remote,
+        &env,
+        &common.discover.exclude,
+        &common.policy,
+        config.now,
+    )
+    .context("starting the S3 client")?;
+    result.workspaces.extend(remote.workspaces);
+    result.problems.extend(remote.problems);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the S3 client")?;
+    let now = config.now.unwrap_or_else(Utc::now);
+    directory::read(
+        &runtime,
+        &dirs,
+        &env,
+        &common.policy,
+        now,
+        &mut result.workspaces,
+        &mut result.problems,
+    );
+    Ok(remote.down)
 }
 
 fn write(config: &ScanConfig, doc: &WorkspacesDocument, out: &mut dyn Write) -> std::io::Result<()> {
@@ -65,7 +118,7 @@ fn write(config: &ScanConfig, doc: &WorkspacesDocument, out: &mut dyn Write) -> 
         }
         Format::Table => {
             let colours = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            let roots: BTreeSet<_> = config.common.roots.iter().map(|r| &r.label).collect();
+            let roots: BTreeSet<_> = config.common.labels().into_iter().collect();
             out.write_all(report::table(doc, colours, roots.len() > 1).as_bytes())?;
             if !config.status.is_empty() {
                 // The counts follow the root and search filters, never the status filter (as the

@@ -45,7 +45,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         Some(path) => crate::http::web::Web::load(path)?,
         None => crate::http::web::Web::plain(),
     };
-    let labels: Vec<&String> = config.common.roots.iter().map(|r| &r.label).collect();
+    let labels = config.common.labels();
     for listener in &listeners {
         let address = listener.local_addr().context("reading the listen address")?;
         tracing::info!(address = %address, roots = %crate::logging::json(&labels), "serving");
@@ -84,7 +84,22 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         timing: config.timing,
         stop: stop.clone(),
     };
-    let mut feed = writer_loop.feed();
+    let common = &config.common;
+    let dir_roots = common.roots.iter().map(|r| (r.label.clone(), r.path.clone())).collect();
+    let (local, polled) = (writer_loop.feed(), writer_loop.feed());
+    let interval = common.backed_poll_interval;
+    let claims = crate::source::s3::backed::Claims::default();
+    let mut feed = crate::source::s3::backed::wrap(local, polled, dir_roots, common.policy, interval, &stop, &claims)
+        .context("starting the poller of directories with an S3 backend")?;
+    crate::source::s3::watch::spawn(
+        &common.remote,
+        &common.discover.exclude,
+        common.policy,
+        &stop,
+        &claims,
+        || writer_loop.feed(),
+    )
+    .context("starting the S3 pollers")?;
     // The one loop that writes the store; it ends when the last source is gone.
     std::thread::Builder::new()
         .name("iacwatch-store".into())
@@ -104,7 +119,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         .name("iacwatch-watch".into())
         .spawn(move || watch.run(&mut feed))
         .context("starting the watcher")?;
-    let roots = config.common.roots.iter().map(|r| r.label.clone()).collect();
+    let roots = config.common.labels().into();
     let options = RouterOptions {
         telemetry_path: config.telemetry_path.clone(),
         route_prefix: config.route_prefix.clone(),

@@ -3,6 +3,7 @@
 //! steps: `cli::parse`, then `Config::new`, then the command.
 
 mod history;
+mod remote;
 mod roots;
 pub mod run;
 mod serve;
@@ -103,6 +104,13 @@ pub struct FileConfig {
     pub data_dir: Option<std::path::PathBuf>,
     pub history: Option<bool>,
     pub history_retention: Option<String>,
+    pub s3_endpoint: Option<String>,
+    pub s3_force_path_style: Option<bool>,
+    pub dynamodb_table: Option<String>,
+    pub dynamodb_endpoint: Option<String>,
+    pub remote_poll_interval: Option<String>,
+    /// `[remote."s3://..."]`: the settings of one S3 root (file only: no flag, no variable).
+    pub remote: Option<std::collections::BTreeMap<String, remote::RemoteTable>>,
 }
 
 impl FileConfig {
@@ -135,7 +143,7 @@ fn pick<T: Clone>(flag: &Option<T>, key: &Option<T>) -> Option<T> {
 /// A command, validated.
 #[derive(Debug)]
 pub enum Config {
-    Scan(ScanConfig),
+    Scan(Box<ScanConfig>),
     Serve(Box<ServeConfig>),
     Run(Box<RunPlan>),
     Completions(clap_complete::Shell),
@@ -146,7 +154,7 @@ impl Config {
     /// Validates a parsed command line (`run` reads the process's environment for its defaults).
     pub fn new(command: &Command) -> Result<Config, ConfigError> {
         Ok(match command {
-            Command::Scan(args) => Config::Scan(ScanConfig::new(args)?),
+            Command::Scan(args) => Config::Scan(Box::new(ScanConfig::new(args)?)),
             Command::Serve(args) => Config::Serve(Box::new(ServeConfig::new(args)?)),
             Command::Run(args) => Config::Run(Box::new(run::plan(args, &|name| std::env::var_os(name))?)),
             Command::Completions { shell } => Config::Completions(*shell),
@@ -158,8 +166,13 @@ impl Config {
 /// What reading and classifying need, shared by `scan` and `serve`.
 #[derive(Clone, Debug)]
 pub struct Common {
-    /// Each resolved once: an absolute path with symbolic links resolved, labelled as given.
+    /// The directory roots, each resolved once: an absolute path with symbolic links resolved,
+    /// labelled as given.
     pub roots: Vec<Root>,
+    /// The `s3://` roots, with their settings.
+    pub remote: Vec<crate::source::s3::RemoteRoot>,
+    /// How often `serve` polls the buckets of directories whose backend is S3.
+    pub backed_poll_interval: Duration,
     pub policy: Policy,
     pub discover: DiscoverOptions,
     pub hostname: Option<String>,
@@ -173,8 +186,9 @@ impl Common {
             args.roots.clone()
         };
         if roots.is_empty() {
-            return Err(invalid("roots", "no root directory given"));
+            return Err(invalid("roots", "no root directory given (nor an s3:// URL)"));
         }
+        let remote = remote::roots(&roots, args, file)?;
         let cwd = std::env::current_dir()
             .map_err(|e| invalid("roots", format!("cannot read the current directory ({})", e.kind())))?;
         let mut policy = Policy::default();
@@ -195,7 +209,13 @@ impl Common {
         }
         let exclude = globs.build().map_err(|e| invalid("exclude", e.to_string()))?;
         Ok(Common {
-            roots: roots.into_iter().map(|label| roots::resolve(label, &cwd)).collect(),
+            roots: roots
+                .into_iter()
+                .filter(|label| !crate::source::s3::S3Root::is_s3_url(label))
+                .map(|label| roots::resolve(label, &cwd))
+                .collect(),
+            remote,
+            backed_poll_interval: remote::dirs_poll_interval(args, file)?,
             policy,
             discover: DiscoverOptions {
                 follow_symlinks: args.follow_symlinks.or(file.follow_symlinks).unwrap_or(false),
@@ -203,6 +223,14 @@ impl Common {
             },
             hostname: pick(&args.hostname, &file.hostname),
         })
+    }
+}
+
+impl Common {
+    /// Every root's label, directories first, then the `s3://` roots.
+    pub fn labels(&self) -> Vec<String> {
+        let local = self.roots.iter().map(|r| r.label.clone());
+        local.chain(self.remote.iter().map(|r| r.root.url.clone())).collect()
     }
 }
 

@@ -31,7 +31,8 @@ fn every_key_is_a_flag_and_a_variable_and_every_flag_a_key() {
         .iter()
         .flat_map(|name| subcommand(&command, name))
         .collect();
-    let keys = file_keys();
+    // `[remote."s3://..."]` tables are per root: file only.
+    let keys: Vec<String> = file_keys().into_iter().filter(|k| k != "remote").collect();
     assert!(keys.len() > 20, "{keys:?}");
     for key in &keys {
         let flags: Vec<&clap::Arg> = args.iter().filter(|a| a.get_id() == key.as_str()).collect();
@@ -180,4 +181,89 @@ fn listen_is_one_address_or_a_list_in_the_file() {
     assert_eq!(many.listen.map(OneOrMany::into_vec).map(|l| l.len()), Some(2));
     let typo = toml::from_str::<FileConfig>(r#"request_timeot = "1s""#).unwrap_err();
     assert!(typo.message().contains("request_timeot"), "{typo}");
+}
+
+#[test]
+fn s3_roots_mix_with_directories_and_take_their_table_the_flags_and_the_top_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("iacwatch.toml");
+    std::fs::write(
+        &file,
+        r#"
+roots = ["/srv/tf", "s3://acme-tfstate/prod/", "s3://other-bucket"]
+s3_endpoint = "http://127.0.0.1:8333"
+dynamodb_table = "top-locks"
+
+[remote."s3://acme-tfstate/prod"]
+endpoint = "https://s3.eu-west-1.amazonaws.com"
+region = "eu-west-1"
+workspace_key_prefix = "workspaces"
+dynamodb_table = "terraform-locks"
+poll_interval = "10s"
+"#,
+    )
+    .unwrap();
+    let config = file.to_str().unwrap();
+    let from_file = serve_config(&["--config", config]).unwrap();
+    assert_eq!(from_file.common.roots.len(), 1, "the directory only");
+    assert_eq!(
+        from_file.common.labels(),
+        ["/srv/tf", "s3://acme-tfstate/prod", "s3://other-bucket"]
+    );
+    let [prod, other] = &from_file.common.remote[..] else {
+        panic!("{:?}", from_file.common.remote);
+    };
+    assert_eq!(
+        prod.settings.endpoint.as_deref(),
+        Some("https://s3.eu-west-1.amazonaws.com")
+    );
+    assert_eq!(prod.settings.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(prod.settings.workspace_prefix(), "workspaces");
+    assert_eq!(prod.settings.dynamodb_table.as_deref(), Some("terraform-locks"));
+    assert_eq!(prod.settings.poll_interval, Duration::from_secs(10));
+    assert_eq!(other.settings.endpoint.as_deref(), Some("http://127.0.0.1:8333"));
+    assert_eq!(other.settings.dynamodb_table.as_deref(), Some("top-locks"));
+    assert_eq!(other.settings.poll_interval, Duration::from_secs(30));
+    assert!(!other.settings.force_path_style);
+
+    let flags = serve_config(&[
+        "--config",
+        config,
+        "--s3-endpoint",
+        "http://localhost:9000",
+        "--s3-force-path-style",
+        "--remote-poll-interval",
+        "2s",
+    ])
+    .unwrap();
+    for root in &flags.common.remote {
+        assert_eq!(root.settings.endpoint.as_deref(), Some("http://localhost:9000"));
+        assert!(root.settings.force_path_style);
+        assert_eq!(root.settings.poll_interval, Duration::from_secs(2));
+    }
+
+    let only_s3 = serve_config(&["s3://bucket-only"]).unwrap();
+    assert!(only_s3.common.roots.is_empty() && only_s3.common.remote.len() == 1);
+    for (args, key) in [
+        (&["s3://Bad_Bucket"][..], "roots"),
+        (&["s3://bucket", "--remote-poll-interval", "0s"], "remote_poll_interval"),
+        (&["s3://bucket", "--s3-endpoint", "localhost:9000"], "s3_endpoint"),
+    ] {
+        let err = serve_config(args).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("{key}: ")), "{args:?}: {err}");
+    }
+    std::fs::write(
+        &file,
+        "roots = [\"s3://bucket\"]\n[remote.\"s3://elsewhere\"]\nregion = \"x\"\n",
+    )
+    .unwrap();
+    let err = serve_config(&["--config", config]).unwrap_err().to_string();
+    assert!(err.contains("'s3://elsewhere' is not one of the roots"), "{err}");
+    std::fs::write(
+        &file,
+        "roots = [\"s3://bucket\"]\n[remote.\"s3://bucket\"]\nsecret_key = \"x\"\n",
+    )
+    .unwrap();
+    let err = serve_config(&["--config", config]).unwrap_err().to_string();
+    assert!(err.contains("unknown field") && !err.contains("\"x\""), "{err}");
 }

@@ -7,7 +7,7 @@ use crate::model::{ReasonCode, Status};
 
 /// Every reason code. [`position`] matches on every variant, so a new code fails to compile
 /// until it is added here too.
-const CODES: [ReasonCode; 23] = {
+const CODES: [ReasonCode; 24] = {
     use ReasonCode::*;
     [
         PipelineLock,
@@ -33,6 +33,7 @@ const CODES: [ReasonCode; 23] = {
         EmptyState,
         NoState,
         ArtifactUnreadable,
+        StateDigestMismatch,
     ]
 };
 
@@ -63,6 +64,7 @@ const fn position(code: ReasonCode) -> usize {
         EmptyState => 20,
         NoState => 21,
         ArtifactUnreadable => 22,
+        StateDigestMismatch => 23,
     }
 }
 

@@ -148,6 +148,11 @@ fn a_workspace_through_its_life() {
     )
     .unwrap();
     child.wait().unwrap();
+    // SIGKILL reaches Terraform's second process (panicwrap's child) a moment after the leader
+    // is reaped; until it is gone it still holds the OS lock. Seconds, not the stale limit.
+    eventually(Duration::from_secs(10), "the killed apply's lock to be dead", || {
+        (only(&ws)["status"] == "failed").then_some(())
+    });
     let found = expect(&ws, "failed", "dead_lock");
     assert_eq!(found["lock"]["state"], "dead");
 

@@ -277,6 +277,7 @@ pub struct DaemonBuilder {
     ready_check: bool,
     cwd: PathBuf,
     data_dir: Option<std::sync::Arc<tempfile::TempDir>>,
+    env: Vec<(OsString, OsString)>,
 }
 
 impl DaemonBuilder {
@@ -292,6 +293,12 @@ impl DaemonBuilder {
 
     pub fn args<A: AsRef<OsStr>>(self, args: impl IntoIterator<Item = A>) -> Self {
         args.into_iter().fold(self, DaemonBuilder::arg)
+    }
+
+    /// A variable of the daemon's environment (the AWS credentials of a bucket root).
+    pub fn env(mut self, name: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env.push((name.as_ref().to_owned(), value.as_ref().to_owned()));
+        self
     }
 
     /// The daemon's working directory (for relative roots); the repository by default.
@@ -327,6 +334,7 @@ impl DaemonBuilder {
             .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
             .args(&self.args)
             .args(&self.roots)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
@@ -386,6 +394,7 @@ impl Daemon {
             ready_check: true,
             cwd: repo(),
             data_dir: None,
+            env: Vec::new(),
         }
     }
 

@@ -235,6 +235,7 @@ pub(crate) fn read_directory(
             crash_log: crash_log.clone().filter(|_| is_selected),
             newest_config: newest_config.clone(),
             backend: backend.clone(),
+            state_digest_mismatch: None,
             problems: problems.clone(),
         };
         out.push(WorkspaceEvidence { name, evidence });

@@ -126,6 +126,13 @@ impl RemoteSettings {
     }
 }
 
+/// An S3 root to read, with its settings: what the configuration resolves each `s3://` root to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteRoot {
+    pub root: S3Root,
+    pub settings: RemoteSettings,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

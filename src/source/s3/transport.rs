@@ -87,10 +87,11 @@ impl HttpService for Counting {
             self.counts.not_modified.fetch_add(1, Ordering::Relaxed);
         }
         // Success, redirects, 304, and the statuses object_store itself turns into its own error
-        // variants (404 not found, 412 precondition) pass through unchanged.
+        // variants (404 not found, 412 precondition) pass through unchanged; but a listing's 404
+        // (no such bucket) reaches object_store's list as a generic error, so it is typed here.
         let passes = status.is_success()
             || status.is_redirection()
-            || status == http::StatusCode::NOT_FOUND
+            || (status == http::StatusCode::NOT_FOUND && !listing)
             || status == http::StatusCode::PRECONDITION_FAILED;
         if passes {
             return Ok(response);

@@ -6,3 +6,4 @@ mod faults;
 mod poll;
 mod servers;
 mod terraform;
+mod wired;

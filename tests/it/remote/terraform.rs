@@ -15,9 +15,9 @@ use super::servers::{ACCESS_KEY, BUCKET, Moto, SECRET_KEY, SeaweedFs, TABLE, run
 use crate::support::{CANARY, eventually};
 use crate::terraform::{Workspace, text};
 
-const KEY: &str = "apps/web/terraform.tfstate";
+pub(super) const KEY: &str = "apps/web/terraform.tfstate";
 
-fn main_tf(s3: &SeaweedFs, moto: &Moto, resources: &str) -> String {
+pub(super) fn main_tf(s3: &SeaweedFs, moto: &Moto, resources: &str) -> String {
     format!(
         r#"terraform {{
   backend "s3" {{
@@ -51,7 +51,7 @@ fn settings(s3: &SeaweedFs, moto: &Moto) -> RemoteSettings {
     }
 }
 
-fn run(ws: &Workspace, args: &[&str]) {
+pub(super) fn run(ws: &Workspace, args: &[&str]) {
     let out = ws.terraform(args).output().unwrap();
     assert!(
         out.status.success(),
