@@ -131,6 +131,74 @@ pub enum ReasonCode {
 }
 
 impl ReasonCode {
+    /// Every code, in declaration order ([`ReasonCode::index`] is each one's position).
+    pub const ALL: [ReasonCode; 24] = {
+        use ReasonCode::*;
+        [
+            PipelineLock,
+            TerraformLock,
+            DeadPipeline,
+            DeadLock,
+            StaleLock,
+            StateUnreadable,
+            StateSettling,
+            StateDigestMismatch,
+            TaintedInstances,
+            LastRunFailed,
+            LastRunCancelled,
+            StatePersistFailed,
+            TerraformCrashed,
+            PlanErrored,
+            DriftDetected,
+            PendingChanges,
+            ConfigChanged,
+            PlanStale,
+            StateHasResources,
+            StateEncrypted,
+            RemoteStateNotVisible,
+            EmptyState,
+            NoState,
+            ArtifactUnreadable,
+        ]
+    };
+
+    /// The position of a code in [`ReasonCode::ALL`]. It matches on every variant, so a new code
+    /// fails to compile until it is given a place there too.
+    pub const fn index(self) -> usize {
+        use ReasonCode::*;
+        match self {
+            PipelineLock => 0,
+            TerraformLock => 1,
+            DeadPipeline => 2,
+            DeadLock => 3,
+            StaleLock => 4,
+            StateUnreadable => 5,
+            StateSettling => 6,
+            StateDigestMismatch => 7,
+            TaintedInstances => 8,
+            LastRunFailed => 9,
+            LastRunCancelled => 10,
+            StatePersistFailed => 11,
+            TerraformCrashed => 12,
+            PlanErrored => 13,
+            DriftDetected => 14,
+            PendingChanges => 15,
+            ConfigChanged => 16,
+            PlanStale => 17,
+            StateHasResources => 18,
+            StateEncrypted => 19,
+            RemoteStateNotVisible => 20,
+            EmptyState => 21,
+            NoState => 22,
+            ArtifactUnreadable => 23,
+        }
+    }
+
+    /// The code of a stable name (`as_str`'s inverse).
+    pub fn parse(text: &str) -> Option<ReasonCode> {
+        ReasonCode::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+
     /// True when a reason with this code is what puts a workspace in `status` (rather than a
     /// fact beside it): the reason a one-line summary shows.
     pub fn explains(self, status: Status) -> bool {
@@ -204,4 +272,18 @@ pub struct Reason {
     pub message: String,
     /// Path of the artifact relative to the root, when the reason comes from one.
     pub artifact: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_code_is_listed_once_at_its_index_and_parses_back() {
+        for (i, code) in ReasonCode::ALL.into_iter().enumerate() {
+            assert_eq!(code.index(), i, "{code}");
+            assert_eq!(ReasonCode::parse(code.as_str()), Some(code));
+        }
+        assert_eq!(ReasonCode::parse("from_the_future"), None);
+    }
 }

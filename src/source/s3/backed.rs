@@ -222,7 +222,7 @@ fn poll_dir(
     key: &(String, String),
     dir: &BackedDir,
 ) -> Result<Option<(S3Backend, RemoteRoot, PollResult)>, RemoteError> {
-    let Some(backend) = dir.backend() else {
+    let Some(backend) = dir.backend().filter(|_| super::directory::reads_buckets(env)) else {
         pollers.remove(key);
         return Ok(None);
     };

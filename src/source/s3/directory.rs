@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use globset::GlobSet;
 
 use super::backend::{self, S3Backend};
-use super::env::AwsEnvironment;
+use super::env::{AwsEnvironment, CredentialSource};
 use super::poll::{PollResult, Poller};
 use super::read::{BACKEND, evidence, problem_kind};
 use super::settings::{RemoteRoot, S3Root};
@@ -48,6 +48,15 @@ pub fn backed_dirs(found: &[Workspace], dir: impl Fn(&str, &str) -> Option<PathB
         .collect()
 }
 
+/// Whether directories are read from their buckets at all: only when the environment names
+/// credentials (keys, a profile's keys, web identity, container credentials). With nothing named,
+/// the chain would ask the EC2 instance metadata endpoint on behalf of every directory that merely
+/// names an S3 backend; a directory then keeps `remote_state_not_visible`. A bucket named as an
+/// `s3://` root uses the whole chain, instance metadata included.
+pub fn reads_buckets(env: &AwsEnvironment) -> bool {
+    env.credential_source() != CredentialSource::InstanceMetadata
+}
+
 /// Reads the bucket of every directory in `dirs` and replaces those directories' workspaces in
 /// `found` with the ones the bucket holds, classified at `now` with the local evidence. A
 /// directory whose bucket cannot be read keeps its local reading and gets an `errors` entry.
@@ -60,6 +69,9 @@ pub fn read(
     found: &mut Vec<Workspace>,
     problems: &mut Vec<ScanProblem>,
 ) {
+    if !reads_buckets(env) {
+        return;
+    }
     for dir in dirs {
         let Some(backend) = dir.backend() else {
             continue;
