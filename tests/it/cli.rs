@@ -353,23 +353,7 @@ fn shards_split_a_scan_into_disjoint_parts_whose_union_is_the_whole() {
         let out = scan(fleet.path(), now, &[&["--format", "json"], args].concat());
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out.stderr));
         let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let rows: BTreeSet<(String, String, String)> = doc["workspaces"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|w| {
-                let field = |k: &str| w[k].as_str().unwrap().to_owned();
-                (field("id"), field("path"), field("workspace"))
-            })
-            .collect();
-        let counted: u64 = doc["counts"]
-            .as_object()
-            .unwrap()
-            .values()
-            .map(|v| v.as_u64().unwrap())
-            .sum();
-        assert_eq!(counted, rows.len() as u64, "counts cover the shard only: {doc}");
-        rows
+        crate::support::id_rows(&doc)
     };
     let whole = listing(&[]);
     assert_eq!(whole.len(), fleet.expected.len());
