@@ -76,6 +76,10 @@ pub struct CommonArgs {
     /// How often serve polls each s3:// root (default 30s).
     #[arg(long, env = "IACWATCH_REMOTE_POLL_INTERVAL", value_name = "DURATION")]
     pub remote_poll_interval: Option<String>,
+    /// Take only shard I of N (0-based, 0 <= I < N) of the workspaces, by a stable hash of
+    /// root, path and workspace: N instances with 0/N .. N-1/N split the roots between them.
+    #[arg(long, env = "IACWATCH_SHARD", value_name = "I/N")]
+    pub shard: Option<String>,
     /// Directories and s3://BUCKET[/PREFIX] URLs to scan (the `root` label stays as given).
     #[arg(env = "IACWATCH_ROOTS", value_delimiter = ',', value_name = "ROOT")]
     pub roots: Vec<String>,

@@ -15,6 +15,7 @@ const LAYERS: [(&str, &[&str]); 5] = [
             "evidence",
             "classify",
             "workspace",
+            "shard",
             "build_info",
             "telemetry",
         ],

@@ -36,6 +36,7 @@ pub mod http;
 pub mod logging;
 pub mod model;
 pub mod report;
+pub mod shard;
 pub mod source;
 pub mod store;
 pub mod telemetry;

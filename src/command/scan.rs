@@ -39,6 +39,7 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write) -> anyhow::Result<Exit> {
         scanner.settle(&config.common.roots, &mut result);
     }
     let down = scan_remote(config, &mut result)?;
+    crate::shard::Shard::retain(config.common.shard, &mut result.workspaces);
     let generated_at = config.now.unwrap_or_else(Utc::now);
     let counts = Counts::of(result.workspaces.iter().map(|w| w.verdict.status));
     let tripped = result

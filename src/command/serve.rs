@@ -58,7 +58,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         }
         None => (None, None),
     };
-    let mut writer_loop = Loop::new(writer);
+    let mut writer_loop = Loop::new(writer).with_shard(config.common.shard);
     let store = writer_loop.reader();
     let metrics = Arc::new(crate::http::metrics::Metrics::new(
         store.clone(),

@@ -109,6 +109,7 @@ pub struct FileConfig {
     pub dynamodb_table: Option<String>,
     pub dynamodb_endpoint: Option<String>,
     pub remote_poll_interval: Option<String>,
+    pub shard: Option<String>,
     /// `[remote."s3://..."]`: the settings of one S3 root (file only: no flag, no variable).
     pub remote: Option<std::collections::BTreeMap<String, remote::RemoteTable>>,
 }
@@ -176,6 +177,8 @@ pub struct Common {
     pub policy: Policy,
     pub discover: DiscoverOptions,
     pub hostname: Option<String>,
+    /// `--shard I/N`: only the workspaces of this shard are read into the results.
+    pub shard: Option<crate::shard::Shard>,
 }
 
 impl Common {
@@ -222,6 +225,10 @@ impl Common {
                 exclude,
             },
             hostname: pick(&args.hostname, &file.hostname),
+            shard: match pick(&args.shard, &file.shard) {
+                Some(text) => Some(crate::shard::Shard::parse(&text).map_err(|e| invalid("shard", e.to_string()))?),
+                None => None,
+            },
         })
     }
 }

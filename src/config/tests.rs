@@ -244,10 +244,15 @@ poll_interval = "10s"
 
     let only_s3 = serve_config(&["s3://bucket-only"]).unwrap();
     assert!(only_s3.common.roots.is_empty() && only_s3.common.remote.len() == 1);
+    assert_eq!(only_s3.common.shard, None);
+    let sharded = serve_config(&["s3://bucket", "--shard", "1/3"]).unwrap();
+    assert_eq!(sharded.common.shard, Some(crate::shard::Shard { index: 1, count: 3 }));
     for (args, key) in [
         (&["s3://Bad_Bucket"][..], "roots"),
         (&["s3://bucket", "--remote-poll-interval", "0s"], "remote_poll_interval"),
         (&["s3://bucket", "--s3-endpoint", "localhost:9000"], "s3_endpoint"),
+        (&["s3://bucket", "--shard", "2/2"], "shard"),
+        (&["s3://bucket", "--shard", "1-2"], "shard"),
     ] {
         let err = serve_config(args).unwrap_err().to_string();
         assert!(err.starts_with(&format!("{key}: ")), "{args:?}: {err}");

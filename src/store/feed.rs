@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use super::{Applied, Reader, Writer};
+use crate::shard::Shard;
 use crate::workspace::{Known, Sink, Update};
 
 /// What a source tells the writer's loop.
@@ -25,6 +26,7 @@ type Call = (Message, mpsc::SyncSender<()>);
 pub struct Feed {
     calls: mpsc::Sender<Call>,
     reader: Reader,
+    shard: Option<Shard>,
 }
 
 /// The loop's end: owns the writer.
@@ -35,6 +37,7 @@ pub struct Loop {
     /// Kept to make feeds from until the loop runs.
     feeds: mpsc::Sender<Call>,
     sources: usize,
+    shard: Option<Shard>,
 }
 
 impl Loop {
@@ -46,7 +49,15 @@ impl Loop {
             calls,
             feeds,
             sources: 0,
+            shard: None,
         }
+    }
+
+    /// Every feed made from now on passes on only the workspaces of `shard` (`--shard I/N`): the
+    /// store, its counts and metrics hold that shard alone.
+    pub fn with_shard(mut self, shard: Option<Shard>) -> Loop {
+        self.shard = shard;
+        self
     }
 
     /// A new source's feed. Feeds are not `Clone`: each is made here, so that the store is ready
@@ -56,6 +67,7 @@ impl Loop {
         Feed {
             calls: self.feeds.clone(),
             reader: self.writer.reader(),
+            shard: self.shard,
         }
     }
 
@@ -81,6 +93,7 @@ impl Loop {
             calls,
             feeds,
             sources,
+            ..
         } = self;
         // Only the feeds keep the channel open now.
         drop(feeds);
@@ -130,7 +143,8 @@ impl Feed {
 }
 
 impl Sink for Feed {
-    fn send(&mut self, update: Update) {
+    fn send(&mut self, mut update: Update) {
+        Shard::retain(self.shard, &mut update.workspaces);
         self.call(Message::Update(update));
     }
 

@@ -340,3 +340,57 @@ fn serve_listens_on_every_address_in_every_form() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `scan --shard I/N` over a fleet: each workspace in exactly one shard, by the documented hash
+/// (its id read as a hexadecimal number, modulo N), and the counts cover the shard only.
+#[test]
+fn shards_split_a_scan_into_disjoint_parts_whose_union_is_the_whole() {
+    use std::collections::BTreeSet;
+
+    let fleet = crate::support::Fleet::new(&crate::support::FLEET);
+    let now = "2030-01-01T00:00:00Z";
+    let listing = |args: &[&str]| {
+        let out = scan(fleet.path(), now, &[&["--format", "json"], args].concat());
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out.stderr));
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        crate::support::id_rows(&doc)
+    };
+    let whole = listing(&[]);
+    assert_eq!(whole.len(), fleet.expected.len());
+    for count in [2u64, 3] {
+        let mut union = BTreeSet::new();
+        for index in 0..count {
+            let part = listing(&["--shard", &format!("{index}/{count}")]);
+            for (id, ..) in &part {
+                assert_eq!(
+                    u64::from_str_radix(id, 16).unwrap() % count,
+                    index,
+                    "{id} in {index}/{count}"
+                );
+            }
+            assert!(union.is_disjoint(&part), "{index}/{count} overlaps another shard");
+            union.extend(part);
+        }
+        assert_eq!(union, whole, "the shards of {count} together are the unsharded scan");
+    }
+    let out = iacwatch()
+        .args(["scan", "--shard", "2/2"])
+        .arg(fleet.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("shard") && err.contains("less than N"), "{err}");
+    let out = iacwatch()
+        .env("IACWATCH_SHARD", "x")
+        .args(["scan"])
+        .arg(fleet.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the variable is read: {}",
+        text(&out.stderr)
+    );
+}

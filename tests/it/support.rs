@@ -35,6 +35,32 @@ pub const FLEET: [&str; 6] = [
     "named-workspaces",
 ];
 
+/// (id, path, workspace) of every workspace a document lists, asserting that its counts cover
+/// exactly these (as under `--shard`).
+pub fn id_rows(doc: &serde_json::Value) -> std::collections::BTreeSet<(String, String, String)> {
+    let rows: std::collections::BTreeSet<_> = doc["workspaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            let field = |k: &str| w[k].as_str().unwrap().to_owned();
+            (field("id"), field("path"), field("workspace"))
+        })
+        .collect();
+    let counted: u64 = doc["counts"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        counted,
+        rows.len() as u64,
+        "the counts cover the listed workspaces: {doc}"
+    );
+    rows
+}
+
 /// The planted secret: it is in fixture states and plans, and must never come out.
 pub const CANARY: &str = "CANARY-7f3a9c2e-do-not-leak";
 

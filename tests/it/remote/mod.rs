@@ -5,5 +5,6 @@ mod bucket;
 mod faults;
 mod poll;
 mod servers;
+mod shard;
 mod terraform;
 mod wired;
