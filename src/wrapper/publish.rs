@@ -48,12 +48,6 @@ struct Target {
     state_key: String,
 }
 
-impl Target {
-    fn url(&self) -> String {
-        format!("s3://{}/{}", self.client.root().bucket, self.state_key)
-    }
-}
-
 /// The bucket and state key of `workspace` in `dir`, from its backend configuration.
 fn target(dir: &Path, workspace: &str, env: &AwsEnvironment) -> Result<Target, String> {
     let file = dir.join(".terraform/terraform.tfstate");
@@ -75,9 +69,9 @@ fn target(dir: &Path, workspace: &str, env: &AwsEnvironment) -> Result<Target, S
 pub struct Publisher {
     runtime: tokio::runtime::Runtime,
     target: Arc<Target>,
-    lease: Duration,
     warned: Arc<AtomicBool>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    beat: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Publisher {
@@ -110,7 +104,7 @@ impl Publisher {
         let warned = Arc::new(AtomicBool::new(false));
         let (stop, mut stopped) = tokio::sync::oneshot::channel();
         let (beat_target, beat_lock, beat_warned) = (target.clone(), lock.clone(), warned.clone());
-        runtime.spawn(async move {
+        let beat = runtime.spawn(async move {
             let mut ticks = tokio::time::interval(lease / 3);
             ticks.tick().await;
             loop {
@@ -127,19 +121,10 @@ impl Publisher {
         Some(Publisher {
             runtime,
             target,
-            lease,
             warned,
             stop: Some(stop),
+            beat: Some(beat),
         })
-    }
-
-    /// `s3://BUCKET/STATEKEY`.
-    pub fn url(&self) -> String {
-        self.target.url()
-    }
-
-    pub fn lease(&self) -> Duration {
-        self.lease
     }
 
     /// Stops the heartbeat, publishes the plan (when there is one) and the last run, then
@@ -149,7 +134,12 @@ impl Publisher {
             let _ = stop.send(());
         }
         let target = self.target.clone();
+        let beat = self.beat.take();
         let result = self.runtime.block_on(async {
+            // A heartbeat still in flight lands before the lock is removed, never after.
+            if let Some(beat) = beat {
+                let _ = beat.await;
+            }
             if let Some(plan) = plan {
                 put(&target, super::markers::PLAN, Bytes::from(plan)).await?;
             }
@@ -236,7 +226,7 @@ mod tests {
     #[test]
     fn a_directory_without_an_s3_backend_is_said_plainly() {
         let dir = tempfile::tempdir().unwrap();
-        let env = AwsEnvironment::from_pairs([("AWS_ACCESS_KEY_ID", "id")]);
+        let env = AwsEnvironment::from_pairs([("AWS_ACCESS_KEY_ID", "id"), ("AWS_SECRET_ACCESS_KEY", "s")]);
         let why = target(dir.path(), "default", &env).unwrap_err();
         assert!(why.contains("terraform.tfstate"), "{why}");
         std::fs::create_dir(dir.path().join(".terraform")).unwrap();
@@ -246,6 +236,7 @@ mod tests {
         )
         .unwrap();
         let found = target(dir.path(), "blue", &env).unwrap();
-        assert_eq!(found.url(), "s3://tfstate/env:/blue/a/b.tfstate");
+        assert_eq!(found.client.root().bucket, "tfstate");
+        assert_eq!(found.state_key, "env:/blue/a/b.tfstate");
     }
 }
