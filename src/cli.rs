@@ -219,6 +219,14 @@ pub struct RunArgs {
     /// Another pipeline's lock older than this is abandoned and taken over (default 2h).
     #[arg(long, env = "IACWATCH_STALE_LOCK_AFTER", value_name = "DURATION")]
     pub stale_lock_after: Option<String>,
+    /// Also write the markers (and the plan) into the bucket beside the workspace's state object,
+    /// found from DIR/.terraform/terraform.tfstate (an `s3` backend); for ephemeral runners.
+    #[arg(long, env = "IACWATCH_PUBLISH", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub publish: Option<bool>,
+    /// The lease of a published lock: its heartbeat is rewritten every third of it, and a reader
+    /// calls it dead once the heartbeat is older (default 60s, at least 3s).
+    #[arg(long, env = "IACWATCH_LEASE", value_name = "DURATION")]
+    pub lease: Option<String>,
     /// The command to run, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,

@@ -9,8 +9,8 @@ use crate::artifact::marker::Operation;
 use crate::classify::Policy;
 use crate::cli::RunArgs;
 use crate::wrapper::RunPlan;
-use crate::wrapper::ci;
 use crate::wrapper::target::{Unrunnable, find_program, workspace_name};
+use crate::wrapper::{ci, publish};
 
 /// Why the command line cannot be run. Each is one line.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +87,17 @@ pub fn plan(args: &RunArgs, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Ru
         Some(text) => duration("stale_lock_after", text).map_err(|e| RunArgsError::Invalid(e.to_string()))?,
         None => Policy::default().stale_lock_after,
     };
+    let lease = match &args.lease {
+        Some(text) => duration("lease", text).map_err(|e| RunArgsError::Invalid(e.to_string()))?,
+        None => publish::DEFAULT_LEASE,
+    };
+    if lease < publish::MIN_LEASE {
+        return Err(RunArgsError::Invalid(format!(
+            "--lease: at least {}s (the heartbeat is rewritten every third of it)",
+            publish::MIN_LEASE.as_secs()
+        )));
+    }
+    let publish = args.publish.unwrap_or(false).then_some(lease);
     let detected = ci::detect(text);
     let url = match &args.url {
         Some(url) => {
@@ -108,6 +119,7 @@ pub fn plan(args: &RunArgs, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Ru
         terraform_bin,
         state_snapshot,
         plan_json: args.plan_json.clone(),
+        publish,
     })
 }
 

@@ -13,10 +13,13 @@
 //! - `supervise`: running a child and passing SIGINT/SIGTERM on.
 //! - `guardian`: stops CMD when the wrapper dies (a killed CI job), gracefully first.
 //! - `snapshot`: `state pull` and `show -json` into the marker folder.
+//! - `publish`: with `--publish`, the same markers in the bucket beside the state object, with a
+//!   heartbeat lease.
 
 pub mod ci;
 pub mod guardian;
 pub mod markers;
+pub mod publish;
 pub mod snapshot;
 pub mod supervise;
 pub mod target;
@@ -58,6 +61,8 @@ pub struct RunPlan {
     pub state_snapshot: bool,
     /// Relative to `dir`, like CMD's own arguments.
     pub plan_json: Option<PathBuf>,
+    /// `--publish`: the lease of the lock published in the bucket; `None`: nothing is published.
+    pub publish: Option<Duration>,
 }
 
 /// Why a run did not happen, or could not be recorded.
@@ -106,6 +111,9 @@ pub fn run(plan: &RunPlan) -> Result<Finished, RunError> {
     };
     markers.prepare().map_err(markers_error)?;
     let mine = acquire(plan, &markers)?;
+    let publisher = plan
+        .publish
+        .and_then(|lease| publish::Publisher::start(&plan.dir, &plan.workspace, &mine, lease));
     let mut supervisor = match Supervisor::install() {
         Ok(supervisor) => supervisor,
         Err(e) => {
@@ -131,6 +139,7 @@ pub fn run(plan: &RunPlan) -> Result<Finished, RunError> {
 
     // Snapshots go before last-run.json: a state or plan written after a failed run would read
     // as later evidence of success.
+    let mut plan_written = false;
     if let Some(binary) = &plan.terraform_bin {
         let snapshot = Snapshot {
             binary: binary.clone(),
@@ -142,10 +151,11 @@ pub fn run(plan: &RunPlan) -> Result<Finished, RunError> {
         {
             eprintln!("iacwatch: warning: state snapshot skipped: {e}");
         }
-        if let Some(plan_file) = &plan.plan_json
-            && let Err(e) = snapshot.plan(&mut supervisor, &markers, plan_file)
-        {
-            eprintln!("iacwatch: warning: plan.json skipped: {e}");
+        if let Some(plan_file) = &plan.plan_json {
+            match snapshot.plan(&mut supervisor, &markers, plan_file) {
+                Ok(_) => plan_written = true,
+                Err(e) => eprintln!("iacwatch: warning: plan.json skipped: {e}"),
+            }
         }
     }
 
@@ -158,6 +168,13 @@ pub fn run(plan: &RunPlan) -> Result<Finished, RunError> {
         run_id: plan.run_id.clone(),
     };
     let mut recorded = true;
+    if let Some(publisher) = publisher {
+        let plan_json = plan_written
+            .then(|| std::fs::read(markers.file(markers::PLAN)).ok())
+            .flatten();
+        // Publishing never changes the exit code: monitoring never breaks a deploy.
+        publisher.finish(&last_run, plan_json);
+    }
     if let Err(e) = markers.write_last_run(&last_run) {
         eprintln!(
             "iacwatch: cannot write {}: {e}",

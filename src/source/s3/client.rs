@@ -11,7 +11,7 @@ use futures_util::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::client::HttpClient;
 use object_store::path::Path;
-use object_store::{BackoffConfig, ClientOptions, GetOptions, ObjectStore, RetryConfig};
+use object_store::{BackoffConfig, ClientOptions, GetOptions, ObjectStore, ObjectStoreExt, RetryConfig};
 
 use super::env::AwsEnvironment;
 use super::error::{ErrorKind, Operation, RemoteError};
@@ -197,6 +197,30 @@ impl S3Client {
             last_modified: meta.last_modified,
             body,
         })
+    }
+
+    /// Writes `body` at `key`, whole (one PUT: S3 shows the old object or the new one, never a
+    /// part). Only `iacwatch run --publish` writes, and only its markers.
+    pub async fn put(&self, key: &str, body: Bytes) -> Result<(), RemoteError> {
+        let target = format!("s3://{}/{key}", self.root.bucket);
+        let bad = |_| RemoteError::new(ErrorKind::BadResponse, Operation::Put, target.clone());
+        let path = Path::parse(key).map_err(bad)?;
+        self.store
+            .put(&path, body.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e, Operation::Put, &target))
+    }
+
+    /// Removes `key`; an object already gone is no error.
+    pub async fn delete(&self, key: &str) -> Result<(), RemoteError> {
+        let target = format!("s3://{}/{key}", self.root.bucket);
+        let bad = |_| RemoteError::new(ErrorKind::BadResponse, Operation::Delete, target.clone());
+        let path = Path::parse(key).map_err(bad)?;
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(classify(&e, Operation::Delete, &target)),
+        }
     }
 
     /// The credentials of the chain, for signing a request of another service.

@@ -95,6 +95,10 @@ pub enum Operation {
     List,
     Get,
     Scan,
+    /// Writing a marker (`iacwatch run --publish`).
+    Put,
+    /// Removing a marker.
+    Delete,
 }
 
 impl Operation {
@@ -103,6 +107,8 @@ impl Operation {
             Operation::List => "listing",
             Operation::Get => "reading",
             Operation::Scan => "reading the lock table",
+            Operation::Put => "writing",
+            Operation::Delete => "removing",
         }
     }
 
@@ -112,6 +118,8 @@ impl Operation {
             Operation::List => "s3:ListBucket",
             Operation::Get => "s3:GetObject",
             Operation::Scan => "dynamodb:Scan",
+            Operation::Put => "s3:PutObject",
+            Operation::Delete => "s3:DeleteObject",
         }
     }
 }

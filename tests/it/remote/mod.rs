@@ -4,6 +4,7 @@
 mod bucket;
 mod faults;
 mod poll;
+mod publish;
 mod servers;
 mod shard;
 mod terraform;
