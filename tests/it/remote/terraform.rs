@@ -51,6 +51,16 @@ fn settings(s3: &SeaweedFs, moto: &Moto) -> RemoteSettings {
     }
 }
 
+/// A workspace on the servers whose state holds the canary: `default` applied, then `staging`
+/// made (and selected) with the empty state `workspace new` writes at once.
+pub(super) fn applied_with_staging(s3: &SeaweedFs, moto: &Moto) -> Option<Workspace> {
+    let resources = format!(r#"resource "null_resource" "a" {{ triggers = {{ secret = "{CANARY}" }} }}"#);
+    let ws = Workspace::new(&main_tf(s3, moto, &resources))?;
+    run(&ws, &["apply", "-auto-approve", "-input=false", "-no-color"]);
+    run(&ws, &["workspace", "new", "-no-color", "staging"]);
+    Some(ws)
+}
+
 pub(super) fn run(ws: &Workspace, args: &[&str]) {
     let out = ws.terraform(args).output().unwrap();
     assert!(
@@ -66,12 +76,9 @@ fn terraform_state_in_s3_is_listed_parsed_and_digested() {
     let (Some(s3), Some(moto)) = (SeaweedFs::start(), Moto::start()) else {
         return;
     };
-    let resources = format!(r#"resource "null_resource" "a" {{ triggers = {{ secret = "{CANARY}" }} }}"#);
-    let Some(ws) = Workspace::new(&main_tf(&s3, &moto, &resources)) else {
+    let Some(ws) = applied_with_staging(&s3, &moto) else {
         return;
     };
-    run(&ws, &["apply", "-auto-approve", "-input=false", "-no-color"]);
-    run(&ws, &["workspace", "new", "-no-color", "staging"]);
     run(&ws, &["apply", "-auto-approve", "-input=false", "-no-color"]);
     run(&ws, &["workspace", "new", "-no-color", "empty"]);
 

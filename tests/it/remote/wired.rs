@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::servers::{ACCESS_KEY, Moto, SECRET_KEY, SeaweedFs, TABLE, put_items};
-use super::terraform::{KEY, main_tf, run};
+use super::terraform::{KEY, applied_with_staging, main_tf, run};
 use crate::support::{CANARY, Daemon, eventually, iacwatch};
 use crate::terraform::{Workspace, text};
 
@@ -52,13 +52,10 @@ fn scan_lists_the_workspaces_terraform_keeps_in_a_bucket() {
     let (Some(s3), Some(moto)) = (SeaweedFs::start(), Moto::start()) else {
         return;
     };
-    let resources = format!(r#"resource "null_resource" "a" {{ triggers = {{ secret = "{CANARY}" }} }}"#);
-    let Some(ws) = Workspace::new(&main_tf(&s3, &moto, &resources)) else {
+    // The working directory stays until the test ends; the states it made are in the bucket.
+    let Some(_ws) = applied_with_staging(&s3, &moto) else {
         return;
     };
-    run(&ws, &["apply", "-auto-approve", "-input=false", "-no-color"]);
-    // `workspace new` writes an empty state at once.
-    run(&ws, &["workspace", "new", "-no-color", "staging"]);
 
     let flags = [
         "--s3-endpoint",
@@ -250,12 +247,9 @@ fn a_directory_whose_backend_is_s3_reads_its_workspaces_from_the_bucket_and_is_l
     let (Some(s3), Some(moto)) = (SeaweedFs::start(), Moto::start()) else {
         return;
     };
-    let resources = format!(r#"resource "null_resource" "a" {{ triggers = {{ secret = "{CANARY}" }} }}"#);
-    let Some(ws) = Workspace::new(&main_tf(&s3, &moto, &resources)) else {
+    let Some(ws) = applied_with_staging(&s3, &moto) else {
         return;
     };
-    run(&ws, &["apply", "-auto-approve", "-input=false", "-no-color"]);
-    run(&ws, &["workspace", "new", "-no-color", "staging"]);
     let dir = ws.path().to_str().unwrap();
 
     // The endpoints come from the directory's backend configuration; the keys from the environment.
