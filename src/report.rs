@@ -383,6 +383,16 @@ fn colour(status: Status) -> &'static str {
     }
 }
 
+/// Where an `errors` entry is, as the table prints it: `ROOT:PATH`, or the root alone for an entry
+/// about the whole root (its path is empty: a bucket that cannot be reached or read).
+fn problem_place(problem: &ProblemView) -> String {
+    if problem.path.is_empty() {
+        problem.root.clone()
+    } else {
+        format!("{}:{}", problem.root, problem.path)
+    }
+}
+
 /// The table of `scan`: one line a workspace, counts per status at the end.
 pub fn table(doc: &WorkspacesDocument, colours: bool, several_roots: bool) -> String {
     let rows: Vec<(Status, [String; 6])> = doc
@@ -462,7 +472,7 @@ pub fn table(doc: &WorkspacesDocument, colours: bool, several_roots: bool) -> St
         out.push_str("(no workspaces found)\n");
     }
     for problem in &doc.errors {
-        let _ = writeln!(out, "error: {}:{}: {}", problem.root, problem.path, problem.message);
+        let _ = writeln!(out, "error: {}: {}", problem_place(problem), problem.message);
     }
     let total: u64 = Status::ALL.iter().map(|s| doc.counts.get(*s)).sum();
     let parts: Vec<String> = Status::ALL
@@ -478,4 +488,33 @@ pub fn table(doc: &WorkspacesDocument, colours: bool, several_roots: bool) -> St
         .collect();
     let _ = writeln!(out, "\n{total} workspaces: {}", parts.join(", "));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workspace::ProblemKind;
+
+    #[test]
+    fn the_table_names_a_whole_root_error_by_its_root_alone() {
+        let problem = |root: &str, path: &str| ScanProblem {
+            root: root.into(),
+            path: path.into(),
+            kind: ProblemKind::Unreachable,
+            message: "cannot reach it".into(),
+        };
+        let problems = [problem("s3://bucket", ""), problem("s3://bucket", "apps/web/terraform.tfstate")];
+        let doc = document(Utc::now(), Counts::default(), Vec::new(), &problems);
+        let table = table(&doc, false, true);
+        let errors: Vec<&str> = table.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(
+            errors,
+            [
+                "error: s3://bucket: cannot reach it",
+                "error: s3://bucket:apps/web/terraform.tfstate: cannot reach it",
+            ],
+            "{table}"
+        );
+        assert!(!table.contains("::"), "{table}");
+    }
 }
