@@ -57,7 +57,12 @@ impl Shard {
 
     /// True when this instance takes the workspace.
     pub fn takes(&self, workspace: &Workspace) -> bool {
-        let id = crate::workspace::workspace_id(&workspace.root, &workspace.path, &workspace.name);
+        self.takes_identity(&workspace.root, &workspace.path, &workspace.name)
+    }
+
+    /// True when this instance takes the workspace `(root, path, workspace)`.
+    pub fn takes_identity(&self, root: &str, path: &str, workspace: &str) -> bool {
+        let id = crate::workspace::workspace_id(root, path, workspace);
         Shard::of_id(&id, self.count) == self.index
     }
 

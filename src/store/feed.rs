@@ -54,9 +54,15 @@ impl Loop {
     }
 
     /// Every feed made from now on passes on only the workspaces of `shard` (`--shard I/N`): the
-    /// store, its counts and metrics hold that shard alone.
+    /// store, its counts and metrics hold that shard alone. What the history knew from before a
+    /// restart of the workspaces outside the shard is left alone: they never were this instance's,
+    /// so they do not vanish when it finds none of them (call after `Writer::resume`).
     pub fn with_shard(mut self, shard: Option<Shard>) -> Loop {
         self.shard = shard;
+        if let Some(shard) = shard {
+            self.writer
+                .retain_previous(|(root, path, name)| shard.takes_identity(root, path, name));
+        }
         self
     }
 
@@ -211,5 +217,40 @@ mod tests {
         let roots = reader.snapshot().roots.clone();
         assert_eq!(roots.get("local"), Some(&true));
         assert_eq!(roots.get("s3://bucket"), Some(&false));
+    }
+
+    #[test]
+    fn a_restart_with_a_shard_vanishes_only_workspaces_of_that_shard() {
+        use crate::model::Status;
+        let shard = Shard { index: 0, count: 2 };
+        let keys: Vec<(String, String, String)> = (0..16)
+            .map(|n| ("s3://bucket".to_owned(), format!("stacks/{n}/terraform.tfstate"), "default".to_owned()))
+            .collect();
+        let mut mine: Vec<_> = keys.iter().filter(|(r, p, w)| shard.takes_identity(r, p, w)).cloned().collect();
+        mine.sort();
+        assert!(!mine.is_empty() && mine.len() < keys.len(), "{mine:?}");
+        let mut writer = Writer::new();
+        // What an earlier, unsharded run recorded: every workspace of the bucket.
+        writer.resume(keys.iter().map(|k| (k.clone(), (Status::Active, Utc::now()))).collect());
+        let mut writer_loop = Loop::new(writer).with_shard(Some(shard));
+        let mut remote = writer_loop.feed();
+        let vanished = std::thread::scope(|scope| {
+            let writer = scope.spawn(move || {
+                let mut vanished = Vec::new();
+                writer_loop.run(|batch| {
+                    let gone = batch.applied.transitions.iter().filter(|t| t.to.is_none());
+                    vanished.extend(gone.map(|t| t.key.clone()));
+                });
+                vanished
+            });
+            // The bucket is empty now: what was this shard's has vanished, nothing else.
+            remote.send(empty("s3://bucket", true));
+            remote.ready();
+            drop(remote);
+            writer.join().unwrap()
+        });
+        let mut vanished = vanished;
+        vanished.sort();
+        assert_eq!(vanished, mine);
     }
 }

@@ -149,6 +149,12 @@ impl Writer {
         self.previous = previous;
     }
 
+    /// Forgets what was known from before the restart of the workspaces `keep` says no: they are
+    /// not this store's (another shard's), so they never vanish from it.
+    pub fn retain_previous(&mut self, mut keep: impl FnMut(&Key) -> bool) {
+        self.previous.retain(|key, _| keep(key));
+    }
+
     /// The workspaces known from before the restart that no source has found since: vanished
     /// at `now`. Called once every source has finished its first scan.
     pub fn unseen(&mut self, now: DateTime<Utc>) -> Applied {
