@@ -90,6 +90,7 @@ fn scan_remote(config: &ScanConfig, result: &mut ScanResult) -> anyhow::Result<V
         &common.discover.exclude,
         &common.policy,
         config.now,
+        common.shard,
     )
     .context("starting the S3 client")?;
     result.workspaces.extend(remote.workspaces);

@@ -95,6 +95,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         &common.remote,
         &common.discover.exclude,
         common.policy,
+        common.shard,
         &stop,
         &claims,
         || writer_loop.feed(),

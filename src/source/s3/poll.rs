@@ -14,6 +14,7 @@ use super::keys::{StateIdentity, identify, lock_id, lock_object_key, locked_stat
 use super::locktable::{LockTable, parse_lock_object};
 use crate::artifact::tflock::TerraformLock;
 use crate::artifact::{ParseError, state};
+use crate::shard::Shard;
 
 /// GETs in flight at once during a poll.
 const PARALLEL_GETS: usize = 16;
@@ -87,6 +88,8 @@ struct Cached<T> {
 pub struct Poller {
     client: S3Client,
     exclude: GlobSet,
+    /// `--shard I/N`: only this shard's workspaces are read (their states and lock objects).
+    shard: Option<Shard>,
     states: HashMap<String, Cached<Result<state::StateMeta, ParseError>>>,
     locks: HashMap<String, Cached<Result<TerraformLock, ParseError>>>,
 }
@@ -96,9 +99,17 @@ impl Poller {
         Poller {
             client,
             exclude,
+            shard: None,
             states: HashMap::new(),
             locks: HashMap::new(),
         }
+    }
+
+    /// Reads only the workspaces of `shard`: the whole bucket is listed, but only the states and
+    /// lock objects of the shard's workspaces are fetched.
+    pub fn with_shard(mut self, shard: Option<Shard>) -> Poller {
+        self.shard = shard;
+        self
     }
 
     pub fn client(&self) -> &S3Client {
@@ -110,12 +121,15 @@ impl Poller {
     pub async fn poll(&mut self) -> Result<PollResult, RemoteError> {
         let objects = self.client.list().await?;
         let root = self.client.root().clone();
-        let ids = identify(
+        let mut ids = identify(
             &root,
             self.client.settings().workspace_prefix(),
             objects.iter().map(|o| o.key.as_str()),
             &self.exclude,
         );
+        if let Some(shard) = self.shard {
+            ids.retain(|id| shard.takes_identity(&root.url, &id.path, &id.workspace));
+        }
         let by_key: HashMap<&str, &ObjectInfo> = objects.iter().map(|o| (o.key.as_str(), o)).collect();
         let mut problems = Vec::new();
 
@@ -125,7 +139,12 @@ impl Poller {
             .collect();
         let fetched = self.fetch(&wanted, true).await?;
         let gone = apply(&mut self.states, fetched, &mut problems, state::parse);
-        let lock_objects: Vec<&ObjectInfo> = objects.iter().filter(|o| locked_state_key(&o.key).is_some()).collect();
+        // Only the lock objects of the workspaces read: no other lock is ever shown.
+        let read: std::collections::HashSet<&str> = ids.iter().map(|id| id.key.as_str()).collect();
+        let lock_objects: Vec<&ObjectInfo> = objects
+            .iter()
+            .filter(|o| locked_state_key(&o.key).is_some_and(|k| read.contains(k)))
+            .collect();
         let fetched = self.fetch(&lock_objects, false).await?;
         apply(&mut self.locks, fetched, &mut problems, parse_lock_object);
         // Forget what is no longer listed.

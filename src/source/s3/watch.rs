@@ -18,6 +18,7 @@ use super::poll::Poller;
 use super::read::{root_problem, workspaces};
 use super::settings::RemoteRoot;
 use crate::classify::Policy;
+use crate::shard::Shard;
 use crate::workspace::{ScanProblem, Scope, Sink, Update, Workspace, sort};
 
 /// The longest wait between two attempts on a root that cannot be read, in poll intervals.
@@ -32,24 +33,31 @@ pub struct ScanOutcome {
     pub down: Vec<ScanProblem>,
 }
 
-/// The client and poller of a root.
-fn poller(root: &RemoteRoot, env: &AwsEnvironment, exclude: &GlobSet) -> Result<Poller, RemoteError> {
+/// The client and poller of a root, reading only the workspaces of `shard`.
+fn poller(
+    root: &RemoteRoot,
+    env: &AwsEnvironment,
+    exclude: &GlobSet,
+    shard: Option<Shard>,
+) -> Result<Poller, RemoteError> {
     let client = S3Client::new(&root.root, &root.settings, env)?;
-    Ok(Poller::new(client, exclude.clone()))
+    Ok(Poller::new(client, exclude.clone()).with_shard(shard))
 }
 
-/// One poll of every root, classified at `now` (the time of the poll when `None`).
+/// One poll of every root, classified at `now` (the time of the poll when `None`); only the
+/// workspaces of `shard` are read.
 pub fn scan(
     roots: &[RemoteRoot],
     env: &AwsEnvironment,
     exclude: &GlobSet,
     policy: &Policy,
     now: Option<DateTime<Utc>>,
+    shard: Option<Shard>,
 ) -> std::io::Result<ScanOutcome> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut outcome = ScanOutcome::default();
     for root in roots {
-        let polled = poller(root, env, exclude).and_then(|mut poller| {
+        let polled = poller(root, env, exclude, shard).and_then(|mut poller| {
             let mut read = runtime.block_on(poller.poll())?;
             let mut found = workspaces(root, &read, now.unwrap_or_else(Utc::now), policy, None);
             // A state caught mid-write: poll again once it has settled (three settle times at
@@ -96,11 +104,12 @@ fn settling(w: &Workspace) -> bool {
 }
 
 /// Starts one thread per root, each with the sink `sink()` makes; each says `ready` after its
-/// first poll, and ends when `stop` is set.
+/// first poll, and ends when `stop` is set. Each reads only the workspaces of `shard`.
 pub fn spawn<S: Sink + Send + 'static>(
     roots: &[RemoteRoot],
     exclude: &GlobSet,
     policy: Policy,
+    shard: Option<Shard>,
     stop: &Arc<AtomicBool>,
     claims: &Claims,
     mut sink: impl FnMut() -> S,
@@ -114,6 +123,7 @@ pub fn spawn<S: Sink + Send + 'static>(
                 env: env.clone(),
                 exclude: exclude.clone(),
                 policy,
+                shard,
                 stop: stop.clone(),
                 claims: claims.clone(),
             };
@@ -131,6 +141,7 @@ struct RootWatch {
     env: AwsEnvironment,
     exclude: GlobSet,
     policy: Policy,
+    shard: Option<Shard>,
     stop: Arc<AtomicBool>,
     /// The objects directories read: left out here.
     claims: Claims,
@@ -141,7 +152,7 @@ impl RootWatch {
         let url = self.root.root.url.clone();
         let interval = self.root.settings.poll_interval;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
-        let mut poller = match (runtime.as_ref(), poller(&self.root, &self.env, &self.exclude)) {
+        let mut poller = match (runtime.as_ref(), poller(&self.root, &self.env, &self.exclude, self.shard)) {
             (Ok(_), Ok(poller)) => Some(poller),
             (Err(err), _) => {
                 tracing::error!(root = %url, error = %err, "cannot start the bucket's poller");
