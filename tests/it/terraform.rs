@@ -21,9 +21,14 @@ pub struct Workspace {
 impl Workspace {
     /// `None` when Terraform is not installed (outside CI).
     pub fn new(main_tf: &str) -> Option<Workspace> {
+        Workspace::new_in(&std::env::temp_dir(), main_tf)
+    }
+
+    /// The same, in a new directory under `parent` (a root a daemon watches).
+    pub fn new_in(parent: &Path, main_tf: &str) -> Option<Workspace> {
         let terraform = tool("terraform/bin/terraform")?;
         let ws = Workspace {
-            dir: tempfile::tempdir().unwrap(),
+            dir: tempfile::Builder::new().prefix("ws-").tempdir_in(parent).unwrap(),
             terraform,
             logs: tempfile::tempdir().unwrap(),
         };

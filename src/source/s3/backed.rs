@@ -17,7 +17,7 @@ use super::directory::{BackedDir, backed_dirs, bucket_root, combine};
 use super::env::AwsEnvironment;
 use super::error::RemoteError;
 use super::poll::{PollResult, Poller};
-use super::settings::RemoteRoot;
+use super::settings::{RemoteRoot, S3Root};
 use super::{S3Client, backend::S3Backend};
 use crate::classify::Policy;
 use crate::workspace::{Known, Scope, Sink, Update, Workspace};
@@ -37,29 +37,31 @@ fn lock(dirs: &Dirs) -> MutexGuard<'_, BTreeMap<(String, String), Entry>> {
     dirs.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The state objects that directories read (by directory: the bucket and its keys), so that a
-/// bucket root leaves them out: such a workspace is listed once, under its directory.
+/// The state objects that directories read (by directory: its backend, whose every CLI
+/// workspace's state key it reads), so that a bucket root leaves them out: such a workspace is
+/// listed once, under its directory. A directory claims its keys as soon as it is seen, before
+/// its bucket is first polled, and takes the bucket root's readings of them out of the store.
 #[derive(Clone, Debug, Default)]
-pub struct Claims(Arc<Mutex<BTreeMap<DirKey, Claim>>>);
+pub struct Claims(Arc<Mutex<BTreeMap<DirKey, S3Backend>>>);
 
 /// A directory: its root's label and its path.
 type DirKey = (String, String);
-/// A bucket and the state keys read from it.
-type Claim = (String, BTreeSet<String>);
 
-impl Claims {
+/// The claims while held: a bucket root filters and sends under it, so that a reading filtered
+/// before a claim never lands after the claim took that root's copies out.
+pub struct Held<'a>(MutexGuard<'a, BTreeMap<DirKey, S3Backend>>);
+
+impl Held<'_> {
     /// True when a directory reads the object `key` of `bucket`.
     pub fn claimed(&self, bucket: &str, key: &str) -> bool {
-        let claims = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        claims.values().any(|(b, keys)| b == bucket && keys.contains(key))
+        self.0.values().any(|b| b.bucket == bucket && b.holds(key))
     }
+}
 
-    fn set(&self, dir: &(String, String), claim: Option<(String, BTreeSet<String>)>) {
-        let mut claims = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        match claim {
-            Some(claim) => claims.insert(dir.clone(), claim),
-            None => claims.remove(dir),
-        };
+impl Claims {
+    /// The claims, held until the answer is dropped.
+    pub fn hold(&self) -> Held<'_> {
+        Held(self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -69,6 +71,9 @@ pub struct Merging<S> {
     dirs: Dirs,
     roots: Vec<(String, PathBuf)>,
     policy: Policy,
+    claims: Claims,
+    /// Whether directories read their buckets at all (`directory::reads_buckets`).
+    reads: bool,
 }
 
 /// Wraps the local watcher's sink `local`, and starts the thread that polls the buckets (with its
@@ -85,24 +90,26 @@ pub fn wrap<S: Sink, R: Sink + Send + 'static>(
     let dirs: Dirs = Arc::default();
     let polled = dirs.clone();
     let stop = stop.clone();
-    let claims = claims.clone();
     std::thread::Builder::new()
         .name("iacwatch-s3-dirs".into())
         .spawn(move || {
             remote.ready();
-            poll_loop(&polled, &mut remote, policy, interval, &stop, &claims);
+            poll_loop(&polled, &mut remote, policy, interval, &stop);
         })?;
     Ok(Merging {
         inner: local,
         dirs,
         roots,
         policy,
+        claims: claims.clone(),
+        reads: super::directory::reads_buckets(&AwsEnvironment::from_process()),
     })
 }
 
 impl<S: Sink> Sink for Merging<S> {
     fn send(&mut self, mut update: Update) {
-        let mut dirs = lock(&self.dirs);
+        let held = self.dirs.clone();
+        let mut dirs = lock(&held);
         let found = backed_dirs(&update.workspaces, |label, path| {
             let (_, root) = self.roots.iter().find(|(l, _)| l == label)?;
             Some(if path == "." { root.clone() } else { root.join(path) })
@@ -112,6 +119,7 @@ impl<S: Sink> Sink for Merging<S> {
             !(root == &update.root && update.scope.covers(path))
                 || found.iter().any(|d| &d.root == root && &d.path == path)
         });
+        self.claim(&update, &found);
         for dir in found {
             let local: Vec<Workspace> = update
                 .workspaces
@@ -154,6 +162,65 @@ impl<S: Sink> Sink for Merging<S> {
     }
 }
 
+impl<S: Sink> Merging<S> {
+    /// Claims the state keys of the S3-backed directories `found` in `update`'s scope (and lets
+    /// go of those no longer found there), and takes a bucket root's readings of newly claimed
+    /// keys out of the store, before the directory's own batch is sent: never listed twice.
+    fn claim(&mut self, update: &Update, found: &[BackedDir]) {
+        let mut fresh = Vec::new();
+        {
+            let mut claims = self.claims.hold();
+            claims.0.retain(|(root, path), _| {
+                !(root == &update.root && update.scope.covers(path))
+                    || found.iter().any(|d| &d.root == root && &d.path == path)
+            });
+            for dir in found {
+                let key = (dir.root.clone(), dir.path.clone());
+                match dir.backend().filter(|_| self.reads) {
+                    Some(backend) if claims.0.get(&key) != Some(&backend) => {
+                        claims.0.insert(key, backend.clone());
+                        fresh.push(backend);
+                    }
+                    Some(_) => {}
+                    None => {
+                        claims.0.remove(&key);
+                    }
+                }
+            }
+        }
+        if fresh.is_empty() {
+            return;
+        }
+        let known = self.inner.known();
+        // By bucket root: the directories (identity paths) that hold a newly claimed object.
+        let mut claimed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let holds = |w: &Workspace| {
+            let key = w.evidence.state.as_ref().map(|s| s.path.as_str());
+            let bucket = S3Root::parse(&w.root).map(|r| r.bucket);
+            S3Root::is_s3_url(&w.root)
+                && fresh
+                    .iter()
+                    .any(|b| bucket.as_ref().is_ok_and(|x| *x == b.bucket) && key.is_some_and(|k| b.holds(k)))
+        };
+        for w in known.workspaces().filter(|w| holds(w)) {
+            claimed.entry(w.root.clone()).or_default().insert(w.path.clone());
+        }
+        for (root, paths) in claimed {
+            // What else those directories of the bucket root hold stays.
+            let kept = known
+                .workspaces()
+                .filter(|w| w.root == root && paths.contains(&w.path) && !holds(w))
+                .cloned()
+                .collect();
+            self.inner.send(Update {
+                scope: Scope::Dirs(paths),
+                workspaces: kept,
+                ..Update::cleared(&root, Utc::now())
+            });
+        }
+    }
+}
+
 /// A directory's workspaces from its latest readings, and its `errors` entry while its bucket
 /// cannot be read (the last remote reading is kept meanwhile).
 fn merged(entry: &Entry, policy: &Policy) -> (Vec<Workspace>, Vec<crate::workspace::ScanProblem>) {
@@ -165,7 +232,7 @@ fn merged(entry: &Entry, policy: &Policy) -> (Vec<Workspace>, Vec<crate::workspa
     (workspaces, entry.error.iter().map(|e| entry.dir.problem(e)).collect())
 }
 
-fn poll_loop(dirs: &Dirs, sink: &mut dyn Sink, policy: Policy, interval: Duration, stop: &AtomicBool, claims: &Claims) {
+fn poll_loop(dirs: &Dirs, sink: &mut dyn Sink, policy: Policy, interval: Duration, stop: &AtomicBool) {
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
         tracing::error!("cannot start the poller of directories with an S3 backend");
         return;
@@ -185,15 +252,6 @@ fn poll_loop(dirs: &Dirs, sink: &mut dyn Sink, policy: Policy, interval: Duratio
             entry.polled_at = Some(Instant::now());
             match outcome {
                 Ok(remote) => {
-                    let claim = remote.as_ref().map(|(backend, _, result)| {
-                        let keys = result
-                            .workspaces
-                            .iter()
-                            .filter(|w| w.identity.key == backend.state_key(&w.identity.workspace))
-                            .map(|w| w.identity.key.clone());
-                        (backend.bucket.clone(), keys.collect())
-                    });
-                    claims.set(&key, claim);
                     entry.remote = remote;
                     entry.error = None;
                 }

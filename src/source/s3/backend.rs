@@ -37,6 +37,24 @@ impl S3Backend {
             format!("{prefix}/{workspace}/{}", self.key)
         }
     }
+
+    /// True when `key` is the state key of one of this backend's CLI workspaces (`state_key`
+    /// of `default` or of a workspace name, which has no `/`), whether or not it exists yet.
+    pub fn holds(&self, key: &str) -> bool {
+        if key == self.key {
+            return true;
+        }
+        let prefix = self.settings.workspace_prefix();
+        let named = if prefix.is_empty() {
+            Some(key)
+        } else {
+            key.strip_prefix(prefix).and_then(|k| k.strip_prefix('/'))
+        };
+        named
+            .and_then(|k| k.strip_suffix(self.key.as_str()))
+            .and_then(|k| k.strip_suffix('/'))
+            .is_some_and(|w| !w.is_empty() && !w.contains('/'))
+    }
 }
 
 #[derive(Deserialize)]
@@ -147,6 +165,35 @@ mod tests {
             parse(empty_prefix).unwrap().unwrap().state_key("blue"),
             "blue/k.tfstate"
         );
+    }
+
+    #[test]
+    fn holds_the_state_keys_of_every_cli_workspace_and_no_other() {
+        let file = br#"{"backend":{"type":"s3","config":{"bucket":"b","key":"apps/web/terraform.tfstate"}}}"#;
+        let backend = parse(file).unwrap().unwrap();
+        for key in ["default", "staging", "qa-1"].map(|w| backend.state_key(w)) {
+            assert!(backend.holds(&key), "{key}");
+        }
+        for key in [
+            "apps/web/terraform.tfstate.tflock",
+            "apps/db/terraform.tfstate",
+            "env:/apps/web/terraform.tfstate",
+            "env://apps/web/terraform.tfstate",
+            "env:/a/b/apps/web/terraform.tfstate",
+            "other/qa/apps/web/terraform.tfstate",
+            "xapps/web/terraform.tfstate",
+        ] {
+            assert!(!backend.holds(key), "{key}");
+        }
+        let bare = S3Backend {
+            settings: RemoteSettings {
+                workspace_key_prefix: String::new(),
+                ..backend.settings.clone()
+            },
+            ..backend
+        };
+        assert!(bare.holds("qa/apps/web/terraform.tfstate"));
+        assert!(!bare.holds("env:/qa/apps/web/terraform.tfstate"));
     }
 
     #[test]

@@ -152,7 +152,10 @@ impl RootWatch {
         let url = self.root.root.url.clone();
         let interval = self.root.settings.poll_interval;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
-        let mut poller = match (runtime.as_ref(), poller(&self.root, &self.env, &self.exclude, self.shard)) {
+        let mut poller = match (
+            runtime.as_ref(),
+            poller(&self.root, &self.env, &self.exclude, self.shard),
+        ) {
             (Ok(_), Ok(poller)) => Some(poller),
             (Err(err), _) => {
                 tracing::error!(root = %url, error = %err, "cannot start the bucket's poller");
@@ -181,9 +184,11 @@ impl RootWatch {
                     let known = sink.known();
                     let (mut found, problems) = workspaces(&self.root, &result, now, &self.policy, Some(&*known));
                     let bucket = &self.root.root.bucket;
+                    // Filtered and sent under the claims: a directory's claim lands before or after.
+                    let claims = self.claims.hold();
                     found.retain(|w| {
                         let key = w.evidence.state.as_ref().map(|s| s.path.as_str());
-                        !key.is_some_and(|k| self.claims.claimed(bucket, k))
+                        !key.is_some_and(|k| claims.claimed(bucket, k))
                     });
                     sink.root_up(&url, true);
                     sink.send(Update {

@@ -3,6 +3,7 @@
 
 mod bucket;
 mod faults;
+mod listed_once;
 mod poll;
 mod publish;
 mod servers;

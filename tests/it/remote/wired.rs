@@ -330,7 +330,7 @@ fn a_directory_whose_backend_is_s3_reads_its_workspaces_from_the_bucket_and_is_l
     eventually(Duration::from_secs(30), "the new workspace", || {
         served(&daemon).contains(&row("qa", "inactive")).then_some(())
     });
-    // A new object may show under the bucket root until the directory's next poll claims it.
+    // The directory claims the new object before its bucket's poll (`remote::listed_once`).
     eventually(
         Duration::from_secs(30),
         "the new object claimed by its directory",
