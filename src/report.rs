@@ -503,7 +503,10 @@ mod tests {
             kind: ProblemKind::Unreachable,
             message: "cannot reach it".into(),
         };
-        let problems = [problem("s3://bucket", ""), problem("s3://bucket", "apps/web/terraform.tfstate")];
+        let problems = [
+            problem("s3://bucket", ""),
+            problem("s3://bucket", "apps/web/terraform.tfstate"),
+        ];
         let doc = document(Utc::now(), Counts::default(), Vec::new(), &problems);
         let table = table(&doc, false, true);
         let errors: Vec<&str> = table.lines().filter(|l| l.starts_with("error:")).collect();

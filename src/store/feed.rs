@@ -224,9 +224,19 @@ mod tests {
         use crate::model::Status;
         let shard = Shard { index: 0, count: 2 };
         let keys: Vec<(String, String, String)> = (0..16)
-            .map(|n| ("s3://bucket".to_owned(), format!("stacks/{n}/terraform.tfstate"), "default".to_owned()))
+            .map(|n| {
+                (
+                    "s3://bucket".to_owned(),
+                    format!("stacks/{n}/terraform.tfstate"),
+                    "default".to_owned(),
+                )
+            })
             .collect();
-        let mut mine: Vec<_> = keys.iter().filter(|(r, p, w)| shard.takes_identity(r, p, w)).cloned().collect();
+        let mut mine: Vec<_> = keys
+            .iter()
+            .filter(|(r, p, w)| shard.takes_identity(r, p, w))
+            .cloned()
+            .collect();
         mine.sort();
         assert!(!mine.is_empty() && mine.len() < keys.len(), "{mine:?}");
         let mut writer = Writer::new();

@@ -116,13 +116,19 @@ fn a_shard_lists_the_whole_bucket_but_gets_only_its_own_objects() {
         let shard = Shard { index, count: 2 };
         let (part, part_gets, part_locks) = poll(Some(shard));
         for (path, workspace) in &part {
-            assert!(shard.takes_identity("s3://tfstate", path, workspace), "{path} {workspace}");
+            assert!(
+                shard.takes_identity("s3://tfstate", path, workspace),
+                "{path} {workspace}"
+            );
         }
         assert!(!part.is_empty() && part.len() < whole.len(), "{part:?}");
         assert!(union.is_disjoint(&part), "{union:?} {part:?}");
         // Its own states and the lock objects of its own workspaces, nothing else.
         assert_eq!(part_gets, part.len() as u64 + part_locks as u64, "shard {shard}");
-        eprintln!("shard {shard}: {} workspaces, {part_gets} GETs of {whole_gets}", part.len());
+        eprintln!(
+            "shard {shard}: {} workspaces, {part_gets} GETs of {whole_gets}",
+            part.len()
+        );
         gets += part_gets;
         union.extend(part);
     }
@@ -162,7 +168,11 @@ fn a_restart_with_a_shard_records_no_other_shards_workspace_as_vanished() {
         // Ready means what a restart found vanished is recorded: nothing did.
         let vanished: Vec<_> = transitions(&daemon).into_iter().filter(|t| t["to"].is_null()).collect();
         assert_eq!(vanished, Vec::<serde_json::Value>::new(), "shard {shard}");
-        assert_eq!(transitions(&daemon).len(), 24, "shard {shard}: the restart is no transition");
+        assert_eq!(
+            transitions(&daemon).len(),
+            24,
+            "shard {shard}: the restart is no transition"
+        );
         daemon.terminate();
     }
     // Something that did vanish from this shard is still recorded.
@@ -177,7 +187,12 @@ fn a_restart_with_a_shard_records_no_other_shards_workspace_as_vanished() {
     let vanished: Vec<(String, String)> = transitions(&daemon)
         .into_iter()
         .filter(|t| t["to"].is_null())
-        .map(|t| (t["path"].as_str().unwrap().to_owned(), t["workspace"].as_str().unwrap().to_owned()))
+        .map(|t| {
+            (
+                t["path"].as_str().unwrap().to_owned(),
+                t["workspace"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(vanished, [(path.clone(), workspace.clone())]);
 }
