@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::servers::{ACCESS_KEY, Moto, SECRET_KEY, SeaweedFs};
+use super::servers::{Moto, SeaweedFs, serve_polling};
 use super::terraform::{KEY, main_tf, run};
 use crate::support::{Daemon, eventually, http_get};
 use crate::terraform::Workspace;
@@ -35,19 +35,7 @@ fn a_directory_and_its_workspaces_are_never_listed_twice_while_they_are_created(
     };
     let parent = tempfile::tempdir().unwrap();
     let root = parent.path().to_str().unwrap().to_owned();
-    let daemon = Daemon::builder()
-        .args([
-            "--remote-poll-interval",
-            "1s",
-            "--s3-endpoint",
-            &s3.endpoint,
-            "--s3-force-path-style",
-        ])
-        .args([&root, "s3://tfstate"])
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env("AWS_REGION", "us-east-1")
-        .start();
+    let daemon = serve_polling(&s3, &[&root, "s3://tfstate"]);
 
     // The API polled without pause from before the directory exists until the end.
     let stop = Arc::new(AtomicBool::new(false));

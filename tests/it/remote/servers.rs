@@ -9,7 +9,7 @@ use std::time::Duration;
 use iacwatch::source::s3::{AwsEnvironment, RemoteSettings, S3Client, S3Root};
 use tempfile::TempDir;
 
-use crate::support::{eventually, free_port, http_request, repo, tool};
+use crate::support::{Daemon, eventually, free_port, http_request, repo, tool};
 
 pub const ACCESS_KEY: &str = "iacwatch-test-key";
 /// The servers' secret: it must never appear in anything iacwatch says.
@@ -262,4 +262,22 @@ pub fn put_items(moto: &Moto, items: &serde_json::Value) {
 
 fn path_str(path: &Path) -> &str {
     path.to_str().unwrap()
+}
+
+/// `serve` of `roots` (a directory and `s3://tfstate`) on this server with the test keys,
+/// polling every second.
+pub fn serve_polling(s3: &SeaweedFs, roots: &[&str]) -> Daemon {
+    Daemon::builder()
+        .args([
+            "--remote-poll-interval",
+            "1s",
+            "--s3-endpoint",
+            &s3.endpoint,
+            "--s3-force-path-style",
+        ])
+        .args(roots)
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_REGION", "us-east-1")
+        .start()
 }

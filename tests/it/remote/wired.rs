@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::servers::{ACCESS_KEY, Moto, SECRET_KEY, SeaweedFs, TABLE, put_items};
+use super::servers::{ACCESS_KEY, Moto, SECRET_KEY, SeaweedFs, TABLE, put_items, serve_polling};
 use super::terraform::{KEY, applied_with_staging, main_tf, run};
 use crate::support::{CANARY, Daemon, eventually, iacwatch};
 use crate::terraform::{Workspace, text};
@@ -289,19 +289,7 @@ fn a_directory_whose_backend_is_s3_reads_its_workspaces_from_the_bucket_and_is_l
 
     // `serve` merges the bucket's reading into the directory's, and sees a new workspace there.
     let dir = ws.path().to_str().unwrap();
-    let daemon = Daemon::builder()
-        .args([
-            "--remote-poll-interval",
-            "1s",
-            "--s3-endpoint",
-            &s3.endpoint,
-            "--s3-force-path-style",
-        ])
-        .args([dir, "s3://tfstate"])
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env("AWS_REGION", "us-east-1")
-        .start();
+    let daemon = serve_polling(&s3, &[dir, "s3://tfstate"]);
     let served = |daemon: &Daemon| -> Vec<(String, String, String)> {
         listed(&daemon.get_json("/api/v1/workspaces"), dir)
             .into_iter()
