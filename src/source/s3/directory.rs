@@ -15,6 +15,7 @@ use super::poll::{PollResult, Poller};
 use super::read::{BACKEND, evidence, problem_kind};
 use super::settings::{RemoteRoot, S3Root};
 use super::{RemoteError, S3Client};
+use crate::artifact::marker::names;
 use crate::classify::{Policy, classify};
 use crate::evidence::Evidence;
 use crate::workspace::{ScanProblem, Workspace, sort, workspace_id};
@@ -184,7 +185,10 @@ pub fn combine(
 /// The directory's evidence of a workspace with the bucket's: a local state snapshot
 /// (`.iacwatch/<ws>/state.json`) wins, a local lock file stands beside no remote lock, and the
 /// configuration is the directory's. A workspace only the bucket knows takes the directory's
-/// configuration.
+/// configuration. The markers published into the bucket (`STATEKEY.iacwatch/`) count where the
+/// directory has none of the same kind: a local `.iacwatch/<ws>/lock.json`, `last-run.json` or
+/// `plan.json` wins over the bucket's (a plan file of the directory itself stands beside the
+/// bucket's plan; the newest current one decides).
 fn merge(local: Option<&Evidence>, shared: Option<&Evidence>, remote: Evidence) -> Evidence {
     let base = match (local, shared) {
         (Some(local), _) => local.clone(),
@@ -194,13 +198,32 @@ fn merge(local: Option<&Evidence>, shared: Option<&Evidence>, remote: Evidence) 
         },
         (None, None) => Evidence::default(),
     };
+    let local_marker_plan = base.plans.iter().any(|p| is_marker_plan(&p.path));
+    let (pipeline_lock, pipeline_lease) = match &base.pipeline_lock {
+        Some(local) => (Some(local.clone()), base.pipeline_lease),
+        None => (remote.pipeline_lock, remote.pipeline_lease),
+    };
+    let mut plans = base.plans.clone();
+    if !local_marker_plan {
+        plans.extend(remote.plans);
+    }
     Evidence {
         state: base.state.clone().or(remote.state),
+        pipeline_lock,
+        pipeline_lease,
+        last_run: base.last_run.clone().or(remote.last_run),
+        plans,
         terraform_lock: remote.terraform_lock.or(base.terraform_lock.clone()),
         state_digest_mismatch: remote.state_digest_mismatch,
         backend: Some(BACKEND.to_owned()),
         ..base
     }
+}
+
+/// True for a directory's `.iacwatch/<ws>/plan.json` (a path relative to the root).
+fn is_marker_plan(path: &str) -> bool {
+    let mut parts = path.rsplit('/');
+    parts.next() == Some(names::PLAN) && parts.next().is_some() && parts.next() == Some(names::DIR)
 }
 
 /// The bucket key a workspace's state was read from (the state artifact's path of an S3 reading).
