@@ -3,6 +3,7 @@
 
 mod bucket;
 mod faults;
+mod markers;
 mod poll;
 mod publish;
 mod servers;
