@@ -4,7 +4,6 @@
 //! (`apply_needed`), and a malformed `lock.json` (a reason, never a panic). The canary planted in
 //! the state and the plan never comes out.
 
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -165,17 +164,21 @@ fn a_runner_killed_mid_run_is_failed_once_its_lease_runs_out() {
     let daemon = daemon(&s3, &moto);
     eventually(Duration::from_secs(30), "active", || status_is(&daemon, "active"));
     let apply = ["apply", "-auto-approve", "-input=false", "-no-color", "-var", "run=2"];
-    let mut command = wrapper(&ws, "provision", &[], &apply);
-    command.process_group(0);
-    let mut child = ws.spawn(command, "apply.log");
+    let mut child = ws.spawn(wrapper(&ws, "provision", &[], &apply), "apply.log");
     // Terraform itself runs: its lock item is in the table.
     eventually(Duration::from_secs(60), "provisioning under Terraform's lock", || {
         status_is(&daemon, "provisioning").filter(|w| reason(w, "terraform_lock").is_some())
     });
-    // The runner is lost: the wrapper, Terraform and the step die at once, leaving the published
-    // lock and Terraform's lock item behind.
-    let group = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL).unwrap();
+    eventually(Duration::from_secs(60), "the slow step to start", || {
+        ws.log("apply.log").contains("Executing").then_some(())
+    });
+    // The runner is lost: the wrapper and Terraform's whole process group (the step with it) die
+    // at once, leaving the published lock and Terraform's lock item behind.
+    let groups = crate::run::children(child.id());
+    child.kill().unwrap();
+    for group in groups {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(-group), nix::sys::signal::Signal::SIGKILL);
+    }
     let killed = Instant::now();
     child.wait().unwrap();
     let failed = eventually(Duration::from_secs(30), "failed", || status_is(&daemon, "failed"));
