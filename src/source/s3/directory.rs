@@ -235,3 +235,86 @@ fn state_key(w: &Workspace) -> Option<String> {
 fn under_directory(w: &Workspace) -> bool {
     !S3Root::is_s3_url(&w.root)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifact::marker::{Lease, parse_last_run, parse_lock};
+    use crate::evidence::{Artifact, Holder, Observed};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    fn lock(path: &str) -> Artifact<Observed<crate::artifact::marker::PipelineLock>> {
+        Artifact {
+            path: path.into(),
+            modified: at("2026-01-01T00:00:00Z"),
+            content: Observed {
+                content: parse_lock(br#"{"operation":"provision","started_at":"2026-01-01T00:00:00Z"}"#),
+                holder: Holder::Unknown,
+            },
+        }
+    }
+
+    fn plan(path: &str) -> Artifact<Result<crate::artifact::plan::PlanSummary, crate::artifact::ParseError>> {
+        Artifact {
+            path: path.into(),
+            modified: at("2026-01-01T00:00:00Z"),
+            content: crate::artifact::plan::parse(br#"{"format_version":"1.0"}"#),
+        }
+    }
+
+    fn remote() -> Evidence {
+        Evidence {
+            pipeline_lock: Some(lock("k.tfstate.iacwatch/lock.json")),
+            pipeline_lease: Some(Lease {
+                heartbeat_at: at("2026-01-01T00:00:00Z"),
+                lease_seconds: 3,
+            }),
+            last_run: Some(Artifact {
+                path: "k.tfstate.iacwatch/last-run.json".into(),
+                modified: at("2026-01-01T00:00:00Z"),
+                content: parse_last_run(br#"{"operation":"provision","outcome":"failed"}"#),
+            }),
+            plans: vec![plan("k.tfstate.iacwatch/plan.json")],
+            ..Evidence::default()
+        }
+    }
+
+    #[test]
+    fn the_bucket_markers_count_where_the_directory_has_none_of_that_kind() {
+        // A directory on an ephemeral runner: nothing local, the bucket's markers count.
+        let merged = merge(Some(&Evidence::default()), None, remote());
+        assert_eq!(merged.pipeline_lock.unwrap().path, "k.tfstate.iacwatch/lock.json");
+        assert!(merged.pipeline_lease.is_some());
+        assert_eq!(merged.last_run.unwrap().path, "k.tfstate.iacwatch/last-run.json");
+        let plans: Vec<String> = merged.plans.into_iter().map(|p| p.path).collect();
+        assert_eq!(plans, ["k.tfstate.iacwatch/plan.json"]);
+
+        // Local markers win, kind by kind; a local lock never takes the bucket's lease.
+        let local = Evidence {
+            pipeline_lock: Some(lock("app/.iacwatch/default/lock.json")),
+            plans: vec![plan("app/.iacwatch/default/plan.json"), plan("app/tfplan.json")],
+            ..Evidence::default()
+        };
+        let merged = merge(Some(&local), None, remote());
+        assert_eq!(merged.pipeline_lock.unwrap().path, "app/.iacwatch/default/lock.json");
+        assert_eq!(merged.pipeline_lease, None);
+        assert_eq!(merged.last_run.unwrap().path, "k.tfstate.iacwatch/last-run.json");
+        let plans: Vec<String> = merged.plans.into_iter().map(|p| p.path).collect();
+        assert_eq!(plans, ["app/.iacwatch/default/plan.json", "app/tfplan.json"]);
+
+        // A plan file of the directory itself stands beside the bucket's plan.
+        let local = Evidence {
+            plans: vec![plan("app/tfplan.json")],
+            ..Evidence::default()
+        };
+        let plans: Vec<String> = merge(Some(&local), None, remote())
+            .plans
+            .into_iter()
+            .map(|p| p.path)
+            .collect();
+        assert_eq!(plans, ["app/tfplan.json", "k.tfstate.iacwatch/plan.json"]);
+    }
+}
