@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::artifact::ParseError;
-use crate::artifact::marker::{LastRun, PipelineLock};
+use crate::artifact::marker::{LastRun, Lease, PipelineLock};
 use crate::artifact::plan::PlanSummary;
 use crate::artifact::state::StateMeta;
 use crate::artifact::tflock::TerraformLock;
@@ -67,6 +67,9 @@ pub struct Evidence {
     pub previous_state: Option<StateMeta>,
     pub terraform_lock: Option<Artifact<Observed<TerraformLock>>>,
     pub pipeline_lock: Option<Artifact<Observed<PipelineLock>>>,
+    /// The lease of a pipeline lock published into a bucket: its runner is alive until the lease
+    /// runs out, and dead after it.
+    pub pipeline_lease: Option<Lease>,
     pub last_run: Option<Artifact<Result<LastRun, ParseError>>>,
     /// Every plan JSON file that belongs to the workspace, in no particular order.
     pub plans: Vec<Artifact<Result<PlanSummary, ParseError>>>,

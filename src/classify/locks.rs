@@ -39,7 +39,19 @@ impl Classification<'_> {
             }
         };
         let started = lock.started_at;
-        let state = self.lock_state(artifact.content.holder, started);
+        // A published lock's lease answers for its runner as a pid answers on this host.
+        let lease = self.evidence.pipeline_lease;
+        let lease_expired = lease.is_some_and(|l| l.expired(self.now));
+        let holder = match lease {
+            Some(_) if lease_expired => Holder::Gone,
+            Some(l) => {
+                // Dead strictly after the lease's last moment.
+                self.recheck(l.expires_at() + TimeDelta::milliseconds(1));
+                artifact.content.holder
+            }
+            None => artifact.content.holder,
+        };
+        let state = self.lock_state(holder, started);
         self.verdict_locks.0 = Some(state);
         let op = lock.operation.as_str();
         let by = lock
@@ -62,13 +74,26 @@ impl Classification<'_> {
                 }
             }
             LockState::Dead => {
-                let pid = lock.pid.map(|p| format!(" (pid {p} is gone)")).unwrap_or_default();
-                self.fail(
-                    ReasonCode::DeadPipeline,
-                    format!("{op}{by} ended without clearing its lock{pid}"),
-                    Some(path),
-                    started,
-                );
+                if let Some(lease) = lease.filter(|_| lease_expired) {
+                    let silent = human_age(age(self.now, lease.heartbeat_at));
+                    self.fail(
+                        ReasonCode::DeadPipeline,
+                        format!(
+                            "{op}{by} is dead: the runner's lease expired (no heartbeat for {silent}, lease {}s)",
+                            lease.lease_seconds
+                        ),
+                        Some(path),
+                        lease.expires_at(),
+                    );
+                } else {
+                    let pid = lock.pid.map(|p| format!(" (pid {p} is gone)")).unwrap_or_default();
+                    self.fail(
+                        ReasonCode::DeadPipeline,
+                        format!("{op}{by} ended without clearing its lock{pid}"),
+                        Some(path),
+                        started,
+                    );
+                }
             }
             LockState::Stale => {
                 self.fail(
@@ -96,7 +121,15 @@ impl Classification<'_> {
             Err(_) => (LockOperation::Other, artifact.modified, None),
         };
         let holder = artifact.content.holder;
-        let state = self.lock_state(holder, created);
+        // A remote lock cannot be asked; the pipeline's expired lease says its run is dead.
+        let run_dead = holder == Holder::Unknown
+            && self.verdict_locks.0 == Some(LockState::Dead)
+            && self.evidence.pipeline_lease.is_some_and(|l| l.expired(self.now));
+        let state = if run_dead {
+            LockState::Dead
+        } else {
+            self.lock_state(holder, created)
+        };
         self.verdict_locks.1 = Some(state);
         let op = operation.as_str();
         let who = who.map(|w| format!(" by {w}")).unwrap_or_default();
@@ -105,6 +138,14 @@ impl Classification<'_> {
             self.fail(
                 ReasonCode::DeadLock,
                 format!("Terraform lock for {op}{who} is left behind: no process holds the state file"),
+                Some(path),
+                created,
+            );
+        }
+        if run_dead {
+            self.fail(
+                ReasonCode::DeadLock,
+                format!("Terraform lock for {op}{who} is left behind: the pipeline runner's lease expired"),
                 Some(path),
                 created,
             );

@@ -24,13 +24,7 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 /// The shortest lease accepted (its third is the heartbeat interval).
 pub const MIN_LEASE: Duration = Duration::from_secs(3);
 
-/// The marker folder beside a state object: `STATEKEY` + this + the marker's name.
-pub const SUFFIX: &str = ".iacwatch/";
-
-/// The key of marker `name` beside the state object `state_key`.
-pub fn marker_key(state_key: &str, name: &str) -> String {
-    format!("{state_key}{SUFFIX}{name}")
-}
+pub use crate::artifact::marker::names::remote_key as marker_key;
 
 /// `lock.json` as published: the pipeline lock, plus when its holder last said it is alive.
 #[derive(Serialize)]

@@ -424,7 +424,7 @@ fn serve_shows_destroying_during_a_wrapped_destroy_and_inactive_after() {
 }
 
 /// The processes started by `pid` (its direct children).
-fn children(pid: u32) -> Vec<i32> {
+pub(crate) fn children(pid: u32) -> Vec<i32> {
     let mut out = Vec::new();
     for task in fs::read_dir(format!("/proc/{pid}/task"))
         .into_iter()

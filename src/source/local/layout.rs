@@ -24,18 +24,10 @@ pub const TERRAGRUNT: &str = "terragrunt.hcl";
 /// Terragrunt's working copies.
 pub const TERRAGRUNT_CACHE: &str = ".terragrunt-cache";
 
-/// The pipeline markers: `.iacwatch/<ws>/` and the files in it.
+/// The pipeline markers: `.iacwatch/<ws>/` and the files in it (their names are the core's, shared
+/// with the bucket's reader).
 pub mod marker {
-    /// The marker folder in a workspace directory; one folder a CLI workspace inside it.
-    pub const DIR: &str = ".iacwatch";
-    /// The pipeline lock, present while a wrapped run goes on.
-    pub const LOCK: &str = "lock.json";
-    /// The outcome of the last wrapped run.
-    pub const LAST_RUN: &str = "last-run.json";
-    /// A snapshot of a remote state (`terraform state pull`).
-    pub const STATE: &str = "state.json";
-    /// The plan of the last wrapped plan (`terraform show -json`).
-    pub const PLAN: &str = "plan.json";
+    pub use crate::artifact::marker::names::{DIR, LAST_RUN, LOCK, PLAN, STATE};
 }
 
 /// Folders that are never workspace directories of their own, nor hold any.

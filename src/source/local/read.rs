@@ -229,6 +229,7 @@ pub(crate) fn read_directory(
             previous_state: previous(&name),
             terraform_lock,
             pipeline_lock: marker_dir.and_then(|d| reader.pipeline_lock(&d.join(marker::LOCK))),
+            pipeline_lease: None,
             last_run: marker_dir.and_then(|d| reader.last_run(&d.join(marker::LAST_RUN))),
             plans,
             errored_state: errored_state.clone().filter(|_| is_selected),

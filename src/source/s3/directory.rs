@@ -15,6 +15,7 @@ use super::poll::{PollResult, Poller};
 use super::read::{BACKEND, evidence, problem_kind};
 use super::settings::{RemoteRoot, S3Root};
 use super::{RemoteError, S3Client};
+use crate::artifact::marker::names;
 use crate::classify::{Policy, classify};
 use crate::evidence::Evidence;
 use crate::workspace::{ScanProblem, Workspace, sort, workspace_id};
@@ -184,7 +185,10 @@ pub fn combine(
 /// The directory's evidence of a workspace with the bucket's: a local state snapshot
 /// (`.iacwatch/<ws>/state.json`) wins, a local lock file stands beside no remote lock, and the
 /// configuration is the directory's. A workspace only the bucket knows takes the directory's
-/// configuration.
+/// configuration. The markers published into the bucket (`STATEKEY.iacwatch/`) count where the
+/// directory has none of the same kind: a local `.iacwatch/<ws>/lock.json`, `last-run.json` or
+/// `plan.json` wins over the bucket's (a plan file of the directory itself stands beside the
+/// bucket's plan; the newest current one decides).
 fn merge(local: Option<&Evidence>, shared: Option<&Evidence>, remote: Evidence) -> Evidence {
     let base = match (local, shared) {
         (Some(local), _) => local.clone(),
@@ -194,13 +198,32 @@ fn merge(local: Option<&Evidence>, shared: Option<&Evidence>, remote: Evidence) 
         },
         (None, None) => Evidence::default(),
     };
+    let local_marker_plan = base.plans.iter().any(|p| is_marker_plan(&p.path));
+    let (pipeline_lock, pipeline_lease) = match &base.pipeline_lock {
+        Some(local) => (Some(local.clone()), base.pipeline_lease),
+        None => (remote.pipeline_lock, remote.pipeline_lease),
+    };
+    let mut plans = base.plans.clone();
+    if !local_marker_plan {
+        plans.extend(remote.plans);
+    }
     Evidence {
         state: base.state.clone().or(remote.state),
+        pipeline_lock,
+        pipeline_lease,
+        last_run: base.last_run.clone().or(remote.last_run),
+        plans,
         terraform_lock: remote.terraform_lock.or(base.terraform_lock.clone()),
         state_digest_mismatch: remote.state_digest_mismatch,
         backend: Some(BACKEND.to_owned()),
         ..base
     }
+}
+
+/// True for a directory's `.iacwatch/<ws>/plan.json` (a path relative to the root).
+fn is_marker_plan(path: &str) -> bool {
+    let mut parts = path.rsplit('/');
+    parts.next() == Some(names::PLAN) && parts.next().is_some() && parts.next() == Some(names::DIR)
 }
 
 /// The bucket key a workspace's state was read from (the state artifact's path of an S3 reading).
@@ -211,4 +234,87 @@ fn state_key(w: &Workspace) -> Option<String> {
 /// True for a workspace under a directory root (not an `s3://` one).
 fn under_directory(w: &Workspace) -> bool {
     !S3Root::is_s3_url(&w.root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifact::marker::{Lease, parse_last_run, parse_lock};
+    use crate::evidence::{Artifact, Holder, Observed};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    fn lock(path: &str) -> Artifact<Observed<crate::artifact::marker::PipelineLock>> {
+        Artifact {
+            path: path.into(),
+            modified: at("2026-01-01T00:00:00Z"),
+            content: Observed {
+                content: parse_lock(br#"{"operation":"provision","started_at":"2026-01-01T00:00:00Z"}"#),
+                holder: Holder::Unknown,
+            },
+        }
+    }
+
+    fn plan(path: &str) -> Artifact<Result<crate::artifact::plan::PlanSummary, crate::artifact::ParseError>> {
+        Artifact {
+            path: path.into(),
+            modified: at("2026-01-01T00:00:00Z"),
+            content: crate::artifact::plan::parse(br#"{"format_version":"1.0"}"#),
+        }
+    }
+
+    fn remote() -> Evidence {
+        Evidence {
+            pipeline_lock: Some(lock("k.tfstate.iacwatch/lock.json")),
+            pipeline_lease: Some(Lease {
+                heartbeat_at: at("2026-01-01T00:00:00Z"),
+                lease_seconds: 3,
+            }),
+            last_run: Some(Artifact {
+                path: "k.tfstate.iacwatch/last-run.json".into(),
+                modified: at("2026-01-01T00:00:00Z"),
+                content: parse_last_run(br#"{"operation":"provision","outcome":"failed"}"#),
+            }),
+            plans: vec![plan("k.tfstate.iacwatch/plan.json")],
+            ..Evidence::default()
+        }
+    }
+
+    #[test]
+    fn the_bucket_markers_count_where_the_directory_has_none_of_that_kind() {
+        // A directory on an ephemeral runner: nothing local, the bucket's markers count.
+        let merged = merge(Some(&Evidence::default()), None, remote());
+        assert_eq!(merged.pipeline_lock.unwrap().path, "k.tfstate.iacwatch/lock.json");
+        assert!(merged.pipeline_lease.is_some());
+        assert_eq!(merged.last_run.unwrap().path, "k.tfstate.iacwatch/last-run.json");
+        let plans: Vec<String> = merged.plans.into_iter().map(|p| p.path).collect();
+        assert_eq!(plans, ["k.tfstate.iacwatch/plan.json"]);
+
+        // Local markers win, kind by kind; a local lock never takes the bucket's lease.
+        let local = Evidence {
+            pipeline_lock: Some(lock("app/.iacwatch/default/lock.json")),
+            plans: vec![plan("app/.iacwatch/default/plan.json"), plan("app/tfplan.json")],
+            ..Evidence::default()
+        };
+        let merged = merge(Some(&local), None, remote());
+        assert_eq!(merged.pipeline_lock.unwrap().path, "app/.iacwatch/default/lock.json");
+        assert_eq!(merged.pipeline_lease, None);
+        assert_eq!(merged.last_run.unwrap().path, "k.tfstate.iacwatch/last-run.json");
+        let plans: Vec<String> = merged.plans.into_iter().map(|p| p.path).collect();
+        assert_eq!(plans, ["app/.iacwatch/default/plan.json", "app/tfplan.json"]);
+
+        // A plan file of the directory itself stands beside the bucket's plan.
+        let local = Evidence {
+            plans: vec![plan("app/tfplan.json")],
+            ..Evidence::default()
+        };
+        let plans: Vec<String> = merge(Some(&local), None, remote())
+            .plans
+            .into_iter()
+            .map(|p| p.path)
+            .collect();
+        assert_eq!(plans, ["app/tfplan.json", "k.tfstate.iacwatch/plan.json"]);
+    }
 }

@@ -1,8 +1,9 @@
-//! One poll of an S3 root: the listing, a GET only for state and lock objects whose ETag changed
-//! since the last poll, one read of the lock table; out comes, per workspace, what was read, as
-//! plain data for the classifier's evidence. Bodies are parsed and dropped: only metadata stays.
+//! One poll of an S3 root: the listing, a GET only for state, lock and pipeline marker objects
+//! (`STATEKEY.iacwatch/lock.json`, `last-run.json`, `plan.json`) whose ETag changed since the last
+//! poll, one read of the lock table; out comes, per workspace, what was read, as plain data for
+//! the classifier's evidence. Bodies are parsed and dropped: only metadata stays.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -12,8 +13,11 @@ use super::client::{Fetched, ObjectInfo, S3Client};
 use super::error::RemoteError;
 use super::keys::{StateIdentity, identify, lock_id, lock_object_key, locked_state_key};
 use super::locktable::{LockTable, parse_lock_object};
+use crate::artifact::marker::{self, LastRun, Lease, PipelineLock, names};
+use crate::artifact::plan::{self, PlanSummary};
 use crate::artifact::tflock::TerraformLock;
 use crate::artifact::{ParseError, state};
+use crate::evidence::Artifact;
 use crate::shard::Shard;
 
 /// GETs in flight at once during a poll.
@@ -59,6 +63,19 @@ pub struct RemoteWorkspace {
     pub state: Result<state::StateMeta, ParseError>,
     pub locks: Vec<RemoteLock>,
     pub digest: DigestCheck,
+    pub markers: RemoteMarkers,
+}
+
+/// A published pipeline lock: the lock and its lease, or why it could not be read.
+pub type PublishedLock = Result<(PipelineLock, Option<Lease>), ParseError>;
+
+/// The pipeline markers published beside a workspace's state object (`STATEKEY.iacwatch/NAME`):
+/// each one's key, `LastModified` and what it holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RemoteMarkers {
+    pub lock: Option<Artifact<PublishedLock>>,
+    pub last_run: Option<Artifact<Result<LastRun, ParseError>>>,
+    pub plan: Option<Artifact<Result<PlanSummary, ParseError>>>,
 }
 
 /// The outcome of a poll whose listing succeeded.
@@ -92,6 +109,14 @@ pub struct Poller {
     shard: Option<Shard>,
     states: HashMap<String, Cached<Result<state::StateMeta, ParseError>>>,
     locks: HashMap<String, Cached<Result<TerraformLock, ParseError>>>,
+    pipeline_locks: HashMap<String, Cached<PublishedLock>>,
+    last_runs: HashMap<String, Cached<Result<LastRun, ParseError>>>,
+    plans: HashMap<String, Cached<Result<PlanSummary, ParseError>>>,
+}
+
+/// The ETag a cache holds for a key: `None` when the key is not cached.
+fn cached_etag<T>(cache: &HashMap<String, Cached<T>>) -> impl Fn(&str) -> Option<Option<String>> + '_ {
+    move |key| cache.get(key).map(|c| c.etag.clone())
 }
 
 impl Poller {
@@ -102,6 +127,9 @@ impl Poller {
             shard: None,
             states: HashMap::new(),
             locks: HashMap::new(),
+            pipeline_locks: HashMap::new(),
+            last_runs: HashMap::new(),
+            plans: HashMap::new(),
         }
     }
 
@@ -137,19 +165,50 @@ impl Poller {
             .iter()
             .filter_map(|id| by_key.get(id.key.as_str()).copied())
             .collect();
-        let fetched = self.fetch(&wanted, true).await?;
+        let fetched = self.fetch(&wanted, cached_etag(&self.states)).await?;
         let gone = apply(&mut self.states, fetched, &mut problems, state::parse);
-        // Only the lock objects of the workspaces read: no other lock is ever shown.
-        let read: std::collections::HashSet<&str> = ids.iter().map(|id| id.key.as_str()).collect();
+        // Only the lock objects and markers of the workspaces read: no other is ever shown.
+        let state_keys: BTreeSet<&str> = ids.iter().map(|id| id.key.as_str()).collect();
         let lock_objects: Vec<&ObjectInfo> = objects
             .iter()
-            .filter(|o| locked_state_key(&o.key).is_some_and(|k| read.contains(k)))
+            .filter(|o| locked_state_key(&o.key).is_some_and(|k| state_keys.contains(k)))
             .collect();
-        let fetched = self.fetch(&lock_objects, false).await?;
+        let fetched = self.fetch(&lock_objects, cached_etag(&self.locks)).await?;
         apply(&mut self.locks, fetched, &mut problems, parse_lock_object);
+        // The markers of the workspaces found, by kind.
+        let markers_named = |wanted: &str| -> Vec<&ObjectInfo> {
+            objects
+                .iter()
+                .filter(|o| {
+                    names::split_remote_key(&o.key)
+                        .is_some_and(|(state, name)| name == wanted && state_keys.contains(state))
+                })
+                .collect()
+        };
+        let fetched = self
+            .fetch(&markers_named(names::LOCK), cached_etag(&self.pipeline_locks))
+            .await?;
+        apply(
+            &mut self.pipeline_locks,
+            fetched,
+            &mut problems,
+            marker::parse_published_lock,
+        );
+        let fetched = self
+            .fetch(&markers_named(names::LAST_RUN), cached_etag(&self.last_runs))
+            .await?;
+        apply(&mut self.last_runs, fetched, &mut problems, marker::parse_last_run);
+        let fetched = self
+            .fetch(&markers_named(names::PLAN), cached_etag(&self.plans))
+            .await?;
+        apply(&mut self.plans, fetched, &mut problems, plan::parse);
         // Forget what is no longer listed.
-        self.states.retain(|key, _| by_key.contains_key(key.as_str()));
-        self.locks.retain(|key, _| by_key.contains_key(key.as_str()));
+        let listed = |key: &String| by_key.contains_key(key.as_str());
+        self.states.retain(|k, _| listed(k));
+        self.locks.retain(|k, _| listed(k));
+        self.pipeline_locks.retain(|k, _| listed(k));
+        self.last_runs.retain(|k, _| listed(k));
+        self.plans.retain(|k, _| listed(k));
 
         let (table, lock_table) = match self.client.scan_lock_table().await {
             Ok(table) => (table, None),
@@ -164,6 +223,7 @@ impl Poller {
                 let state = cached.value.clone();
                 Some(RemoteWorkspace {
                     locks: self.locks_of(&identity.key, table.as_ref()),
+                    markers: self.markers_of(&identity.key, &by_key),
                     digest: digest_check(table.as_ref(), &lock_id(&root.bucket, &identity.key), &cached.md5),
                     etag: object.etag.clone(),
                     last_modified: object.last_modified,
@@ -179,22 +239,14 @@ impl Poller {
         })
     }
 
-    /// GETs the objects whose ETag differs from the cached one (with `If-None-Match`).
-    async fn fetch(&self, objects: &[&ObjectInfo], states: bool) -> Result<Vec<Fetch>, RemoteError> {
-        let cached_etag = |key: &str| {
-            if states {
-                self.states.get(key).map(|c| c.etag.clone())
-            } else {
-                self.locks.get(key).map(|c| c.etag.clone())
-            }
-        };
-        let stale: Vec<(String, Option<String>)> = objects
-            .iter()
-            .filter_map(|o| match cached_etag(&o.key) {
-                Some(etag) if etag.is_some() && etag == o.etag => None,
-                other => Some((o.key.clone(), other.flatten())),
-            })
-            .collect();
+    /// GETs the objects whose ETag differs from the cached one (`cached_etag`; with
+    /// `If-None-Match`).
+    async fn fetch(
+        &self,
+        objects: &[&ObjectInfo],
+        cached_etag: impl Fn(&str) -> Option<Option<String>>,
+    ) -> Result<Vec<Fetch>, RemoteError> {
+        let stale = to_fetch(objects, cached_etag);
         let client = &self.client;
         let results: Vec<_> = futures_util::stream::iter(stale)
             .map(|(key, etag)| async move {
@@ -213,6 +265,28 @@ impl Poller {
         Ok(results)
     }
 
+    /// The markers read for the state object `key` (those the cache holds, i.e. listed and read).
+    fn markers_of(&self, key: &str, listing: &HashMap<&str, &ObjectInfo>) -> RemoteMarkers {
+        fn artifact<T: Clone>(
+            cache: &HashMap<String, Cached<T>>,
+            listing: &HashMap<&str, &ObjectInfo>,
+            key: String,
+        ) -> Option<Artifact<T>> {
+            let cached = cache.get(&key)?;
+            let object = listing.get(key.as_str())?;
+            Some(Artifact {
+                modified: object.last_modified,
+                content: cached.value.clone(),
+                path: key,
+            })
+        }
+        RemoteMarkers {
+            lock: artifact(&self.pipeline_locks, listing, names::remote_key(key, names::LOCK)),
+            last_run: artifact(&self.last_runs, listing, names::remote_key(key, names::LAST_RUN)),
+            plan: artifact(&self.plans, listing, names::remote_key(key, names::PLAN)),
+        }
+    }
+
     fn locks_of(&self, key: &str, table: Option<&LockTable>) -> Vec<RemoteLock> {
         let mut locks = Vec::new();
         if let Some(lock) = table.and_then(|t| t.locks.get(&lock_id(&self.client.root().bucket, key))) {
@@ -229,6 +303,21 @@ impl Poller {
         }
         locks
     }
+}
+
+/// The objects to GET, with the ETag to send as `If-None-Match`: every object whose listed ETag is
+/// not the one its cache entry was read at (an object listed without an ETag is always read).
+fn to_fetch(
+    objects: &[&ObjectInfo],
+    cached_etag: impl Fn(&str) -> Option<Option<String>>,
+) -> Vec<(String, Option<String>)> {
+    objects
+        .iter()
+        .filter_map(|o| match cached_etag(&o.key) {
+            Some(etag) if etag.is_some() && etag == o.etag => None,
+            other => Some((o.key.clone(), other.flatten())),
+        })
+        .collect()
 }
 
 /// Puts what the GETs brought into `cache`; the keys that were gone (404) are returned.
@@ -302,5 +391,58 @@ mod tests {
         for (table, id, md5, expected) in cases {
             assert_eq!(digest_check(table, id, md5), expected, "{id} {md5}");
         }
+    }
+
+    fn listed(key: &str, etag: &str) -> ObjectInfo {
+        ObjectInfo {
+            key: key.into(),
+            etag: Some(etag.into()),
+            last_modified: DateTime::<Utc>::UNIX_EPOCH,
+            size: 1,
+        }
+    }
+
+    #[test]
+    fn unchanged_markers_cost_no_get() {
+        const LOCK: &str = "a.tfstate.iacwatch/lock.json";
+        let body = br#"{"operation":"provision","started_at":"2026-01-01T00:00:00Z","heartbeat_at":"2026-01-01T00:00:01Z","lease_seconds":3}"#;
+        let mut cache: HashMap<String, Cached<PublishedLock>> = HashMap::new();
+        let mut problems = Vec::new();
+        let first = listed(LOCK, "\"1\"");
+        // First poll: nothing cached, one GET without `If-None-Match`.
+        assert_eq!(to_fetch(&[&first], cached_etag(&cache)), [(LOCK.to_owned(), None)]);
+        let got = Fetched::Changed {
+            etag: Some("\"1\"".into()),
+            body: bytes::Bytes::from_static(body),
+            last_modified: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        apply(
+            &mut cache,
+            vec![(LOCK.into(), Ok(got))],
+            &mut problems,
+            marker::parse_published_lock,
+        );
+        let (_, lease) = cache[LOCK].value.clone().unwrap();
+        assert_eq!(lease.map(|l| l.lease_seconds), Some(3));
+        // Second poll, same ETag: no GET at all.
+        assert!(to_fetch(&[&first], cached_etag(&cache)).is_empty());
+        // A heartbeat rewrote it: one conditional GET with the ETag read before.
+        let second = listed(LOCK, "\"2\"");
+        assert_eq!(
+            to_fetch(&[&second], cached_etag(&cache)),
+            [(LOCK.to_owned(), Some("\"1\"".to_owned()))]
+        );
+        // Deleted between the listing and the GET: an entry in `errors`, the marker forgotten.
+        let gone = RemoteError::new(super::super::ErrorKind::NotFound, super::super::Operation::Get, LOCK);
+        let left = apply(
+            &mut cache,
+            vec![(LOCK.into(), Err(gone))],
+            &mut problems,
+            marker::parse_published_lock,
+        );
+        assert_eq!(left, [LOCK.to_owned()]);
+        assert!(cache.is_empty());
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].kind, super::super::ErrorKind::NotFound);
     }
 }

@@ -1,6 +1,8 @@
 //! A poll's result as workspaces: each `RemoteWorkspace` becomes the evidence of
 //! `(root, path, workspace)` with backend `s3`, classified by the same classifier as a directory's
-//! workspaces; what could not be read becomes `errors` entries. Pure: no IO, no clock.
+//! workspaces (the pipeline markers published beside the state object as a directory's markers,
+//! the published lock with its lease); what could not be read becomes `errors` entries. Pure: no
+//! IO, no clock.
 
 use chrono::{DateTime, Utc};
 
@@ -136,12 +138,30 @@ pub(super) fn evidence(
         }
         state_digest_mismatch = previous.state_digest_mismatch;
     }
+    let markers = &ws.markers;
+    let pipeline_lease = markers
+        .lock
+        .as_ref()
+        .and_then(|l| l.content.as_ref().ok())
+        .and_then(|(_, lease)| *lease);
+    let pipeline_lock = markers.lock.clone().map(|artifact| {
+        artifact.map(|content| Observed {
+            content: content.map(|(lock, _)| lock),
+            // A runner elsewhere cannot be asked: its lease (when it has one) answers for it.
+            holder: Holder::Unknown,
+        })
+    });
     Evidence {
         state: Some(Artifact {
             path: key.clone(),
             modified: ws.last_modified,
             content,
         }),
+        pipeline_lock,
+        pipeline_lease,
+        last_run: markers.last_run.clone(),
+        // Current when at least as new as the state object; no configuration to compare here.
+        plans: markers.plan.clone().into_iter().collect(),
         previous_state: previous.and_then(last_good_state),
         terraform_lock,
         backend: Some(BACKEND.to_owned()),
@@ -180,6 +200,7 @@ mod tests {
     use crate::artifact::tflock::LockOperation;
     use crate::model::{ReasonCode, Status};
     use crate::source::s3::keys::StateIdentity;
+    use crate::source::s3::poll::RemoteMarkers;
     use crate::source::s3::settings::{RemoteSettings, S3Root};
 
     fn t0() -> DateTime<Utc> {
@@ -212,6 +233,7 @@ mod tests {
             state: crate::artifact::state::parse(state),
             locks: Vec::new(),
             digest: DigestCheck::Matches,
+            markers: RemoteMarkers::default(),
         }
     }
 
@@ -291,5 +313,179 @@ mod tests {
         };
         let (found, _) = workspaces(&root(), &result, t0(), &Policy::default(), None);
         assert_eq!(found[0].verdict.status, Status::Active);
+    }
+
+    fn published(ws: &mut RemoteWorkspace, body: &[u8], modified: DateTime<Utc>) {
+        ws.markers.lock = Some(Artifact {
+            path: format!("{}.iacwatch/lock.json", ws.identity.key),
+            modified,
+            content: crate::artifact::marker::parse_published_lock(body),
+        });
+    }
+
+    fn one(ws: RemoteWorkspace, now: DateTime<Utc>) -> Workspace {
+        let result = PollResult {
+            workspaces: vec![ws],
+            problems: Vec::new(),
+            lock_table: None,
+        };
+        let (mut found, _) = workspaces(&root(), &result, now, &Policy::default(), None);
+        found.remove(0)
+    }
+
+    fn codes(w: &Workspace) -> Vec<ReasonCode> {
+        w.verdict.reasons.iter().map(|r| r.code).collect()
+    }
+
+    /// Heartbeat at t0 + 10 s, lease 3 s: live through t0 + 13 s, dead strictly after.
+    const LEASED: &[u8] = br#"{"operation":"provision","started_at":"2026-01-01T00:00:00Z","pid":7,"host":"runner-1","heartbeat_at":"2026-01-01T00:00:10Z","lease_seconds":3}"#;
+
+    #[test]
+    fn a_published_lock_is_live_until_its_lease_runs_out() {
+        let ms = chrono::TimeDelta::milliseconds;
+        let expires = t0() + chrono::TimeDelta::seconds(13);
+        for (now, expected) in [
+            (expires - ms(1), Status::Provisioning),
+            (expires, Status::Provisioning),
+            (expires + ms(1), Status::Failed),
+        ] {
+            let mut ws = remote("default", ACTIVE);
+            published(&mut ws, LEASED, t0() + chrono::TimeDelta::seconds(10));
+            let found = one(ws, now);
+            assert_eq!(found.verdict.status, expected, "at {now}");
+            if expected == Status::Failed {
+                let reason = found
+                    .verdict
+                    .reasons
+                    .iter()
+                    .find(|r| r.code == ReasonCode::DeadPipeline)
+                    .expect("dead_pipeline");
+                assert!(reason.message.contains("lease expired"), "{}", reason.message);
+                assert_eq!(
+                    reason.artifact.as_deref(),
+                    Some("prod/app/terraform.tfstate.iacwatch/lock.json")
+                );
+            } else {
+                assert!(codes(&found).contains(&ReasonCode::PipelineLock));
+                // Re-checked the moment the lease runs out, without waiting for a poll.
+                assert_eq!(found.verdict.recheck_at, Some(expires + ms(1)));
+            }
+        }
+    }
+
+    #[test]
+    fn a_live_lease_does_not_outlast_the_stale_limit() {
+        // Heartbeats go on, but the run is older than the stale limit: stale, as a local pipeline
+        // lock whose process still exists.
+        let mut ws = remote("default", ACTIVE);
+        let late = t0() + chrono::TimeDelta::hours(3);
+        let body = format!(
+            r#"{{"operation":"provision","started_at":"2026-01-01T00:00:00Z","heartbeat_at":"{}","lease_seconds":60}}"#,
+            late.to_rfc3339()
+        );
+        published(&mut ws, body.as_bytes(), late);
+        let found = one(ws, late + chrono::TimeDelta::seconds(1));
+        assert_eq!(found.verdict.status, Status::Failed);
+        assert!(codes(&found).contains(&ReasonCode::StaleLock));
+        assert!(!codes(&found).contains(&ReasonCode::DeadPipeline));
+    }
+
+    #[test]
+    fn a_remote_terraform_lock_of_a_dead_run_is_failed_too() {
+        let mut ws = remote("default", ACTIVE);
+        published(&mut ws, LEASED, t0());
+        ws.locks.push(RemoteLock {
+            source: LockSource::Table,
+            lock: Ok(TerraformLock {
+                id: None,
+                operation: LockOperation::Apply,
+                who: None,
+                version: None,
+                created: Some(t0() + chrono::TimeDelta::seconds(1)),
+            }),
+        });
+        let live = one(ws.clone(), t0() + chrono::TimeDelta::seconds(12));
+        assert_eq!(live.verdict.status, Status::Provisioning);
+        let dead = one(ws, t0() + chrono::TimeDelta::seconds(20));
+        assert_eq!(dead.verdict.status, Status::Failed);
+        let lock_reason = dead
+            .verdict
+            .reasons
+            .iter()
+            .find(|r| r.code == ReasonCode::DeadLock)
+            .expect("dead_lock");
+        assert!(lock_reason.message.contains("lease expired"), "{}", lock_reason.message);
+        assert!(dead.verdict.flags.locked);
+    }
+
+    #[test]
+    fn a_lock_without_a_lease_is_live_until_stale() {
+        let mut ws = remote("default", ACTIVE);
+        published(
+            &mut ws,
+            br#"{"operation":"destroy","started_at":"2026-01-01T00:00:00Z"}"#,
+            t0(),
+        );
+        assert_eq!(
+            one(ws.clone(), t0() + chrono::TimeDelta::hours(1)).verdict.status,
+            Status::Destroying
+        );
+        assert_eq!(
+            one(ws, t0() + chrono::TimeDelta::hours(2)).verdict.status,
+            Status::Failed
+        );
+    }
+
+    #[test]
+    fn a_malformed_published_lock_is_a_reason_not_a_status() {
+        let mut ws = remote("default", ACTIVE);
+        published(&mut ws, br#"{"operation":"provision","started_at":"#, t0());
+        let found = one(ws, t0() + chrono::TimeDelta::seconds(5));
+        assert_eq!(found.verdict.status, Status::Active);
+        let reason = found
+            .verdict
+            .reasons
+            .iter()
+            .find(|r| r.code == ReasonCode::ArtifactUnreadable)
+            .expect("artifact_unreadable");
+        assert!(reason.message.contains("pipeline lock"), "{}", reason.message);
+    }
+
+    const PLAN_WITH_CHANGES: &[u8] = br#"{"format_version":"1.0","terraform_version":"1.0.3","resource_changes":[{"address":"t.n","mode":"managed","type":"t","name":"n","change":{"actions":["create"],"after":{"secret":"CANARY"}}}]}"#;
+
+    #[test]
+    fn the_bucket_plan_counts_when_at_least_as_new_as_the_state() {
+        for (plan_at, expected, code) in [
+            (t0(), Status::ApplyNeeded, ReasonCode::PendingChanges),
+            (
+                t0() + chrono::TimeDelta::seconds(1),
+                Status::ApplyNeeded,
+                ReasonCode::PendingChanges,
+            ),
+            (
+                t0() - chrono::TimeDelta::seconds(1),
+                Status::Active,
+                ReasonCode::PlanStale,
+            ),
+        ] {
+            let mut ws = remote("default", ACTIVE);
+            ws.markers.plan = Some(Artifact {
+                path: "prod/app/terraform.tfstate.iacwatch/plan.json".into(),
+                modified: plan_at,
+                content: crate::artifact::plan::parse(PLAN_WITH_CHANGES),
+            });
+            ws.markers.last_run = Some(Artifact {
+                path: "prod/app/terraform.tfstate.iacwatch/last-run.json".into(),
+                modified: plan_at,
+                content: crate::artifact::marker::parse_last_run(
+                    br#"{"operation":"plan","outcome":"succeeded","exit_code":0}"#,
+                ),
+            });
+            let found = one(ws, t0() + chrono::TimeDelta::seconds(5));
+            assert_eq!(found.verdict.status, expected, "plan at {plan_at}");
+            assert!(codes(&found).contains(&code), "{:?}", codes(&found));
+            assert!(!codes(&found).contains(&ReasonCode::ConfigChanged));
+            assert!(!format!("{:?}", found).contains("CANARY"));
+        }
     }
 }

@@ -4,6 +4,7 @@
 mod bucket;
 mod faults;
 mod listed_once;
+mod markers;
 mod poll;
 mod publish;
 mod servers;
