@@ -20,13 +20,38 @@ const DEMO_SECRET: &str = "demo-secret-key-not-for-production";
 /// state alone (active).
 const EXPECTED: [(&str, &str, &[&str], &str); 9] = [
     ("app/terraform.tfstate", "default", &["provisioning"], "terraform_lock"),
-    ("billing/terraform.tfstate", "default", &["failed"], "state_digest_mismatch"),
-    ("cdn/terraform.tfstate", "default", &["drifted", "active"], "state_has_resources"),
-    ("dns/terraform.tfstate", "default", &["apply_needed", "active"], "state_has_resources"),
+    (
+        "billing/terraform.tfstate",
+        "default",
+        &["failed"],
+        "state_digest_mismatch",
+    ),
+    (
+        "cdn/terraform.tfstate",
+        "default",
+        &["drifted", "active"],
+        "state_has_resources",
+    ),
+    (
+        "dns/terraform.tfstate",
+        "default",
+        &["apply_needed", "active"],
+        "state_has_resources",
+    ),
     ("jobs/terraform.tfstate", "default", &["failed"], "tainted_instances"),
-    ("network/terraform.tfstate", "default", &["active"], "state_has_resources"),
+    (
+        "network/terraform.tfstate",
+        "default",
+        &["active"],
+        "state_has_resources",
+    ),
     ("network/terraform.tfstate", "preview", &["inactive"], "empty_state"),
-    ("network/terraform.tfstate", "staging", &["active"], "state_has_resources"),
+    (
+        "network/terraform.tfstate",
+        "staging",
+        &["active"],
+        "state_has_resources",
+    ),
     ("sandbox/terraform.tfstate", "default", &["inactive"], "empty_state"),
 ];
 
@@ -44,7 +69,15 @@ fn the_demo_bucket_shows_every_remote_status() {
     let started = std::time::Instant::now();
     let out = Command::new(repo().join("tools/demo-remote"))
         .arg(dir.path())
-        .args([bin, "scan", "--format", "json", "--hostname", "fixture-host", "s3://demo-tfstate"])
+        .args([
+            bin,
+            "scan",
+            "--format",
+            "json",
+            "--hostname",
+            "fixture-host",
+            "s3://demo-tfstate",
+        ])
         .env("DEMO_REMOTE_PORT_BASE", "auto")
         .env("IACWATCH_BIN", bin)
         .env("IACWATCH_HISTORY", "false")
@@ -54,7 +87,10 @@ fn the_demo_bucket_shows_every_remote_status() {
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "tools/demo-remote: {stderr}");
     let stdout = text(&out.stdout);
-    assert!(!stdout.contains(DEMO_SECRET) && !stderr.contains(DEMO_SECRET), "the secret key came out");
+    assert!(
+        !stdout.contains(DEMO_SECRET) && !stderr.contains(DEMO_SECRET),
+        "the secret key came out"
+    );
     let doc: Value = serde_json::from_str(&stdout).unwrap();
     let workspaces = doc["workspaces"].as_array().unwrap();
     let mut found: Vec<(String, String, String, Vec<String>)> = workspaces
@@ -68,7 +104,10 @@ fn the_demo_bucket_shows_every_remote_status() {
     assert_eq!(found.len(), EXPECTED.len(), "{found:#?}");
     for ((path, workspace, status, why), (want_path, want_ws, statuses, reason)) in found.iter().zip(EXPECTED) {
         assert_eq!((path.as_str(), workspace.as_str()), (want_path, want_ws), "{found:#?}");
-        assert!(statuses.contains(&status.as_str()), "{path} {workspace}: {status} {why:?}");
+        assert!(
+            statuses.contains(&status.as_str()),
+            "{path} {workspace}: {status} {why:?}"
+        );
         assert!(why.iter().any(|r| r == reason), "{path} {workspace}: {status} {why:?}");
     }
     assert!(doc["errors"].as_array().is_none_or(|e| e.is_empty()), "{doc:#}");
