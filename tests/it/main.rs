@@ -3,6 +3,7 @@
 mod artifacts;
 mod bad_input;
 mod cli;
+mod demo;
 mod feed;
 mod history;
 mod history_serve;

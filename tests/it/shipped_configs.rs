@@ -150,23 +150,35 @@ fn the_hash_scanner_finds_hashes_and_their_passwords() {
 fn the_demo_tree_holds_every_scenario_but_the_canary() {
     let dest = tempfile::tempdir().unwrap();
     let tree = dest.path().join("demo-tree");
-    let out = std::process::Command::new(repo().join("tools/demo-tree"))
-        .arg(&tree)
-        .output()
-        .expect("running tools/demo-tree");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut listed: Vec<String> = fs::read_dir(&tree)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    listed.sort();
+    let listed = demo_tree(&[], &tree);
     let want: Vec<String> = scenario_names().into_iter().filter(|n| n != "canary").collect();
     assert_eq!(listed, want);
+    // Beside the demo's own bucket (tools/demo), the scenarios whose backend is a made-up bucket
+    // on AWS stay out: with the demo's AWS keys iacwatch would try to read it there.
+    let without = demo_tree(&["--no-s3-backends"], &dest.path().join("without"));
+    let s3_backed: Vec<&String> = want.iter().filter(|n| !without.contains(n)).collect();
+    assert_eq!(s3_backed, ["remote-backend-invisible", "remote-backend-snapshot"]);
     let mut all = Vec::new();
     files(&tree, &mut all);
     for path in all {
         let text = fs::read_to_string(&path).unwrap();
         assert!(!text.contains(CANARY), "{} holds the canary", path.display());
     }
+}
+
+/// `tools/demo-tree ARGS DEST`; the scenario folders it made, sorted.
+fn demo_tree(args: &[&str], tree: &Path) -> Vec<String> {
+    let out = std::process::Command::new(repo().join("tools/demo-tree"))
+        .args(args)
+        .arg(tree)
+        .output()
+        .expect("running tools/demo-tree");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut listed: Vec<String> = fs::read_dir(tree)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    listed.sort();
+    listed
 }
