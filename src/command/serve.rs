@@ -89,12 +89,18 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let (local, polled) = (writer_loop.feed(), writer_loop.feed());
     let interval = common.backed_poll_interval;
     let claims = crate::source::s3::backed::Claims::default();
-    let mut feed = crate::source::s3::backed::wrap(local, polled, dir_roots, common.policy, interval, &stop, &claims)
+    let polling = crate::source::s3::backed::Polling {
+        policy: common.policy,
+        interval,
+        telemetry: telemetry.clone(),
+    };
+    let mut feed = crate::source::s3::backed::wrap(local, polled, dir_roots, polling, &stop, &claims)
         .context("starting the poller of directories with an S3 backend")?;
     crate::source::s3::watch::spawn(
         &common.remote,
         &common.discover.exclude,
         common.policy,
+        &telemetry,
         &stop,
         &claims,
         || writer_loop.feed(),

@@ -18,6 +18,7 @@ use super::poll::Poller;
 use super::read::{root_problem, workspaces};
 use super::settings::RemoteRoot;
 use crate::classify::Policy;
+use crate::telemetry::Telemetry;
 use crate::workspace::{ScanProblem, Scope, Sink, Update, Workspace, sort};
 
 /// The longest wait between two attempts on a root that cannot be read, in poll intervals.
@@ -96,11 +97,13 @@ fn settling(w: &Workspace) -> bool {
 }
 
 /// Starts one thread per root, each with the sink `sink()` makes; each says `ready` after its
-/// first poll, and ends when `stop` is set.
+/// first poll, counts its requests into `telemetry` under the root's URL, and ends when `stop` is
+/// set.
 pub fn spawn<S: Sink + Send + 'static>(
     roots: &[RemoteRoot],
     exclude: &GlobSet,
     policy: Policy,
+    telemetry: &Telemetry,
     stop: &Arc<AtomicBool>,
     claims: &Claims,
     mut sink: impl FnMut() -> S,
@@ -116,6 +119,7 @@ pub fn spawn<S: Sink + Send + 'static>(
                 policy,
                 stop: stop.clone(),
                 claims: claims.clone(),
+                telemetry: telemetry.clone(),
             };
             let mut sink = sink();
             std::thread::Builder::new()
@@ -134,6 +138,7 @@ struct RootWatch {
     stop: Arc<AtomicBool>,
     /// The objects directories read: left out here.
     claims: Claims,
+    telemetry: Telemetry,
 }
 
 impl RootWatch {
@@ -142,7 +147,10 @@ impl RootWatch {
         let interval = self.root.settings.poll_interval;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
         let mut poller = match (runtime.as_ref(), poller(&self.root, &self.env, &self.exclude)) {
-            (Ok(_), Ok(poller)) => Some(poller),
+            (Ok(_), Ok(poller)) => {
+                poller.client().count_into(&self.telemetry, &url);
+                Some(poller)
+            }
             (Err(err), _) => {
                 tracing::error!(root = %url, error = %err, "cannot start the bucket's poller");
                 None

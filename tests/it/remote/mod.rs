@@ -5,6 +5,7 @@ mod bucket;
 mod faults;
 mod poll;
 mod publish;
+mod requests;
 mod servers;
 mod shard;
 mod terraform;
