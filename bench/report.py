@@ -246,6 +246,12 @@ def render(r):
           f"| {mib(max(x['rss']))} |")
     w(f"\nSpeed-up: **{ratio(t1, t2):.2f}x** (medians), {ratio(min(th['1 thread']['wall']), min(th['2 threads']['wall'])):.2f}x (best runs).\n")
 
+    if r.get("remote"):
+        import remote
+
+        for line in remote.render(r["remote"], secs, mib, size, med):
+            w(line)
+
     if r.get("criterion"):
         w("## Parser micro-benchmarks (criterion)\n")
         w("`cargo bench --bench parsers` (`benches/parsers.rs`): generated inputs shaped like Terraform's; "

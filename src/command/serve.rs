@@ -89,18 +89,23 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let (local, polled) = (writer_loop.feed(), writer_loop.feed());
     let interval = common.backed_poll_interval;
     let claims = crate::source::s3::backed::Claims::default();
-    let mut feed = crate::source::s3::backed::wrap(local, polled, dir_roots, common.policy, interval, &stop, &claims)
+    let polling = crate::source::s3::backed::Polling {
+        policy: common.policy,
+        interval,
+        telemetry: telemetry.clone(),
+    };
+    let mut feed = crate::source::s3::backed::wrap(local, polled, dir_roots, polling, &stop, &claims)
         .context("starting the poller of directories with an S3 backend")?;
-    crate::source::s3::watch::spawn(
-        &common.remote,
-        &common.discover.exclude,
-        common.policy,
-        common.shard,
-        &stop,
-        &claims,
-        || writer_loop.feed(),
-    )
-    .context("starting the S3 pollers")?;
+    let watching = crate::source::s3::watch::Watching {
+        exclude: &common.discover.exclude,
+        policy: common.policy,
+        shard: common.shard,
+        telemetry: &telemetry,
+        stop: &stop,
+        claims: &claims,
+    };
+    crate::source::s3::watch::spawn(&common.remote, &watching, || writer_loop.feed())
+        .context("starting the S3 pollers")?;
     // The one loop that writes the store; it ends when the last source is gone.
     std::thread::Builder::new()
         .name("iacwatch-store".into())

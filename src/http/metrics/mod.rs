@@ -189,6 +189,21 @@ impl Metrics {
             "Status transitions of workspaces since the history began (from/to none: appeared, vanished)",
             telemetry.transitions.clone(),
         );
+        let remote = [
+            (
+                "iacwatch_remote_requests",
+                "Requests sent to S3 and DynamoDB (retries included), by root and operation",
+                &telemetry.remote_requests,
+            ),
+            (
+                "iacwatch_remote_request_errors",
+                "Remote requests answered with an error status (400 or above) or not answered",
+                &telemetry.remote_request_errors,
+            ),
+        ];
+        for (name, help, family) in remote {
+            registry.register(name, help, family.clone());
+        }
         let build = Family::<[(&'static str, &'static str); 3], Gauge>::default();
         build
             .get_or_create(&[

@@ -20,6 +20,7 @@ use super::poll::{PollResult, Poller};
 use super::settings::{RemoteRoot, S3Root};
 use super::{S3Client, backend::S3Backend};
 use crate::classify::Policy;
+use crate::telemetry::Telemetry;
 use crate::workspace::{Known, Scope, Sink, Update, Workspace};
 
 /// What is known of one directory: its last local reading and its bucket's last reading.
@@ -76,25 +77,36 @@ pub struct Merging<S> {
     reads: bool,
 }
 
+/// How the buckets of the directories are polled.
+#[derive(Clone, Debug)]
+pub struct Polling {
+    pub policy: Policy,
+    /// Between two polls of one directory's bucket.
+    pub interval: Duration,
+    /// Where the requests are counted (under the directory root's label).
+    pub telemetry: Telemetry,
+}
+
 /// Wraps the local watcher's sink `local`, and starts the thread that polls the buckets (with its
-/// own sink `remote`) every `interval` until `stop`. `roots`: each directory root's label and path.
+/// own sink `remote`) every `polling.interval` until `stop`. `roots`: each directory root's label
+/// and path.
 pub fn wrap<S: Sink, R: Sink + Send + 'static>(
     local: S,
     mut remote: R,
     roots: Vec<(String, PathBuf)>,
-    policy: Policy,
-    interval: Duration,
+    polling: Polling,
     stop: &Arc<AtomicBool>,
     claims: &Claims,
 ) -> std::io::Result<Merging<S>> {
     let dirs: Dirs = Arc::default();
     let polled = dirs.clone();
     let stop = stop.clone();
+    let policy = polling.policy;
     std::thread::Builder::new()
         .name("iacwatch-s3-dirs".into())
         .spawn(move || {
             remote.ready();
-            poll_loop(&polled, &mut remote, policy, interval, &stop);
+            poll_loop(&polled, &mut remote, &polling, &stop);
         })?;
     Ok(Merging {
         inner: local,
@@ -232,7 +244,8 @@ fn merged(entry: &Entry, policy: &Policy) -> (Vec<Workspace>, Vec<crate::workspa
     (workspaces, entry.error.iter().map(|e| entry.dir.problem(e)).collect())
 }
 
-fn poll_loop(dirs: &Dirs, sink: &mut dyn Sink, policy: Policy, interval: Duration, stop: &AtomicBool) {
+fn poll_loop(dirs: &Dirs, sink: &mut dyn Sink, polling: &Polling, stop: &AtomicBool) {
+    let (policy, interval) = (polling.policy, polling.interval);
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
         tracing::error!("cannot start the poller of directories with an S3 backend");
         return;
@@ -246,7 +259,7 @@ fn poll_loop(dirs: &Dirs, sink: &mut dyn Sink, policy: Policy, interval: Duratio
             .map(|(k, e)| (k.clone(), e.dir.clone()))
             .collect();
         for (key, dir) in due {
-            let outcome = poll_dir(&runtime, &env, &mut pollers, &key, &dir);
+            let outcome = poll_dir(&runtime, &env, &polling.telemetry, &mut pollers, &key, &dir);
             let mut dirs = lock(dirs);
             let Some(entry) = dirs.get_mut(&key) else { continue };
             entry.polled_at = Some(Instant::now());
@@ -276,6 +289,7 @@ fn poll_loop(dirs: &Dirs, sink: &mut dyn Sink, policy: Policy, interval: Duratio
 fn poll_dir(
     runtime: &tokio::runtime::Runtime,
     env: &AwsEnvironment,
+    telemetry: &Telemetry,
     pollers: &mut HashMap<(String, String), (S3Backend, RemoteRoot, Poller)>,
     key: &(String, String),
     dir: &BackedDir,
@@ -287,6 +301,7 @@ fn poll_dir(
     if pollers.get(key).is_none_or(|(b, ..)| *b != backend) {
         let root = bucket_root(&backend)?;
         let client = S3Client::new(&root.root, &root.settings, env)?;
+        client.count_into(telemetry, &key.0);
         pollers.insert(
             key.clone(),
             (backend.clone(), root, Poller::new(client, GlobSet::empty())),

@@ -141,6 +141,12 @@ impl S3Client {
         &self.counts
     }
 
+    /// Counts this client's requests into the exporter's `iacwatch_remote_requests_total` under
+    /// `root` (the first call wins; later ones are ignored).
+    pub fn count_into(&self, telemetry: &crate::telemetry::Telemetry, root: &str) {
+        let _ = self.counts.telemetry.set(telemetry.remote(root));
+    }
+
     /// Every object under the root's prefix and under its workspace key prefix (all pages; S3
     /// answers at most 1,000 keys a page), sorted by key.
     pub async fn list(&self) -> Result<Vec<ObjectInfo>, RemoteError> {

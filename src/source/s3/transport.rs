@@ -2,8 +2,8 @@
 //! that every request is counted and every error answer becomes a typed `StatusError` (status and
 //! the service's error code, nothing else of the body), which the error classification reads.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use object_store::ClientOptions;
@@ -14,6 +14,7 @@ use object_store::client::{
 use super::error::{ErrorKind, Operation, RemoteError};
 use super::locktable;
 use crate::artifact::identifier;
+use crate::telemetry::RemoteRequests;
 
 /// Requests sent, and how they were answered (for tests and for the cost of a poll).
 #[derive(Debug, Default)]
@@ -21,6 +22,8 @@ pub struct RequestCounts {
     requests: AtomicU64,
     not_modified: AtomicU64,
     errors: AtomicU64,
+    /// The exporter's counters, once the daemon gave them (`S3Client::count_into`).
+    pub(super) telemetry: OnceLock<RemoteRequests>,
 }
 
 impl RequestCounts {
@@ -78,10 +81,29 @@ impl HttpService for Counting {
     async fn call(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
         self.counts.requests.fetch_add(1, Ordering::Relaxed);
         let listing = request.uri().query().is_some_and(|q| q.contains("list-type=2"));
-        let response = self.inner.execute(request).await?;
+        let operation = operation_of(&request, listing);
+        let count = |operation, failed| {
+            if let Some(telemetry) = self.counts.telemetry.get() {
+                telemetry.count(operation, failed);
+            }
+        };
+        let response = match self.inner.execute(request).await {
+            Ok(response) => response,
+            Err(err) => {
+                count(operation, true);
+                return Err(err);
+            }
+        };
         let status = response.status();
+        if status == http::StatusCode::NOT_MODIFIED {
+            count("get_not_modified", false);
+        } else if !(listing && status.is_success()) {
+            count(operation, status.as_u16() >= 400);
+        }
         if listing && status.is_success() {
-            return checked_listing(response).await;
+            let checked = checked_listing(response).await;
+            count(operation, checked.is_err());
+            return checked;
         }
         if status == http::StatusCode::NOT_MODIFIED {
             self.counts.not_modified.fetch_add(1, Ordering::Relaxed);
@@ -129,6 +151,23 @@ impl HttpService for Counting {
                 code,
             },
         ))
+    }
+}
+
+/// The `operation` label of a request, from its method and target: a listing page, a GET of an
+/// object (HEAD too), a page of the lock table's `Scan`, a marker written or removed.
+fn operation_of(request: &HttpRequest, listing: bool) -> &'static str {
+    let method = request.method();
+    if request.headers().contains_key("x-amz-target") {
+        "lock_table_scan"
+    } else if listing {
+        "list"
+    } else if method == http::Method::GET || method == http::Method::HEAD {
+        "get"
+    } else if method == http::Method::DELETE {
+        "delete"
+    } else {
+        "put"
     }
 }
 

@@ -19,6 +19,7 @@ use super::read::{root_problem, workspaces};
 use super::settings::RemoteRoot;
 use crate::classify::Policy;
 use crate::shard::Shard;
+use crate::telemetry::Telemetry;
 use crate::workspace::{ScanProblem, Scope, Sink, Update, Workspace, sort};
 
 /// The longest wait between two attempts on a root that cannot be read, in poll intervals.
@@ -103,15 +104,24 @@ fn settling(w: &Workspace) -> bool {
         .any(|r| r.code == crate::model::ReasonCode::StateSettling)
 }
 
+/// What every root's watch shares.
+pub struct Watching<'a> {
+    pub exclude: &'a GlobSet,
+    pub policy: Policy,
+    /// Only the workspaces of this shard are read.
+    pub shard: Option<Shard>,
+    /// Where the requests are counted, under each root's URL.
+    pub telemetry: &'a Telemetry,
+    /// Ends the watches when set.
+    pub stop: &'a Arc<AtomicBool>,
+    pub claims: &'a Claims,
+}
+
 /// Starts one thread per root, each with the sink `sink()` makes; each says `ready` after its
-/// first poll, and ends when `stop` is set. Each reads only the workspaces of `shard`.
+/// first poll, and ends when `watching.stop` is set.
 pub fn spawn<S: Sink + Send + 'static>(
     roots: &[RemoteRoot],
-    exclude: &GlobSet,
-    policy: Policy,
-    shard: Option<Shard>,
-    stop: &Arc<AtomicBool>,
-    claims: &Claims,
+    watching: &Watching,
     mut sink: impl FnMut() -> S,
 ) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
     let env = AwsEnvironment::from_process();
@@ -121,11 +131,12 @@ pub fn spawn<S: Sink + Send + 'static>(
             let watch = RootWatch {
                 root: root.clone(),
                 env: env.clone(),
-                exclude: exclude.clone(),
-                policy,
-                shard,
-                stop: stop.clone(),
-                claims: claims.clone(),
+                exclude: watching.exclude.clone(),
+                policy: watching.policy,
+                shard: watching.shard,
+                stop: watching.stop.clone(),
+                claims: watching.claims.clone(),
+                telemetry: watching.telemetry.clone(),
             };
             let mut sink = sink();
             std::thread::Builder::new()
@@ -145,6 +156,7 @@ struct RootWatch {
     stop: Arc<AtomicBool>,
     /// The objects directories read: left out here.
     claims: Claims,
+    telemetry: Telemetry,
 }
 
 impl RootWatch {
@@ -156,7 +168,10 @@ impl RootWatch {
             runtime.as_ref(),
             poller(&self.root, &self.env, &self.exclude, self.shard),
         ) {
-            (Ok(_), Ok(poller)) => Some(poller),
+            (Ok(_), Ok(poller)) => {
+                poller.client().count_into(&self.telemetry, &url);
+                Some(poller)
+            }
             (Err(err), _) => {
                 tracing::error!(root = %url, error = %err, "cannot start the bucket's poller");
                 None

@@ -7,6 +7,7 @@ mod listed_once;
 mod markers;
 mod poll;
 mod publish;
+mod requests;
 mod servers;
 mod shard;
 mod terraform;
