@@ -88,7 +88,10 @@ where
 }
 
 fn take<A>(slot: &Mutex<Option<Piece<A>>>) -> Piece<A> {
-    slot.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or(Piece::Bailed)
+    slot.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .unwrap_or(Piece::Bailed)
 }
 
 /// The starts of the pieces: the first element's, then the guessed element starts about every
