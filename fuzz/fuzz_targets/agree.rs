@@ -8,9 +8,12 @@ use iacwatch::artifact::{plan, state};
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let reference = state::parse_with_serde_json(data);
     assert_eq!(state::parse(data), reference, "state parsers disagree");
-    if let Some(scanned) = state::parse_scanned(data) {
-        assert_eq!(scanned, reference, "state scanner disagrees");
+    let scanned = state::parse_scanned(data);
+    if let Some(scanned) = &scanned {
+        assert_eq!(scanned, &reference, "state scanner disagrees");
     }
+    // Walked in pieces on several threads: the one-thread walk's answer, giving up included.
+    assert_eq!(state::parse_scanned_in_pieces(data, 16), scanned, "state scanner in pieces disagrees");
     let reference = plan::parse_with_serde_json(data);
     assert_eq!(plan::parse(data), reference, "plan parsers disagree");
     if let Some(scanned) = plan::parse_scanned(data) {

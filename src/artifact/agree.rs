@@ -12,8 +12,14 @@ use super::{plan, state};
 fn agree(bytes: &[u8]) {
     let reference = state::parse_with_serde_json(bytes);
     assert_eq!(state::parse(bytes), reference, "state: {}", shown(bytes));
-    if let Some(scanned) = state::parse_scanned(bytes) {
-        assert_eq!(scanned, reference, "state (scanner alone): {}", shown(bytes));
+    let scanned = state::parse_scanned(bytes);
+    if let Some(scanned) = &scanned {
+        assert_eq!(scanned, &reference, "state (scanner alone): {}", shown(bytes));
+    }
+    // Walked in pieces on several threads, with pieces small enough to split this document.
+    for piece in [1, 7, 64] {
+        let pieces = state::parse_scanned_in_pieces(bytes, piece);
+        assert_eq!(pieces, scanned, "state (in pieces of {piece}): {}", shown(bytes));
     }
     let reference = plan::parse_with_serde_json(bytes);
     assert_eq!(plan::parse(bytes), reference, "plan: {}", shown(bytes));

@@ -13,6 +13,7 @@ pub mod backend;
 pub mod marker;
 pub mod plan;
 mod scan;
+mod split;
 pub mod state;
 pub mod tflock;
 pub mod url;

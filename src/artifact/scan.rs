@@ -108,6 +108,51 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// A scanner of `bytes` from `pos` on (the start of an element of an array being split).
+    pub(crate) fn at(bytes: &'a [u8], pos: usize) -> Self {
+        Scanner {
+            bytes,
+            pos,
+            stack: Vec::new(),
+        }
+    }
+
+    pub(crate) fn input(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Consumes an array's `[`; true (and the `]` consumed) when the array is empty, else the
+    /// position is at the first element (white space skipped).
+    pub(crate) fn open_array(&mut self) -> Scan<bool> {
+        self.eat(b'[')?;
+        if self.peek()? == b']' {
+            self.pos += 1;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// After an array's element: true when a `,` follows (consumed, and the white space after it,
+    /// so that the position is the next element's), false when the `]` does (consumed).
+    pub(crate) fn next_element(&mut self) -> Scan<bool> {
+        match self.peek()? {
+            b',' => {
+                self.pos += 1;
+                self.peek()?;
+                Ok(true)
+            }
+            b']' => {
+                self.pos += 1;
+                Ok(false)
+            }
+            _ => Err(Bail),
+        }
+    }
+
     /// Skips JSON white space; runs of spaces (indentation) counted eight at a time.
     #[inline]
     fn ws(&mut self) {

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use super::scan::{Bail, Scan, Scanner, first_sight};
+use super::split;
 use super::{ParseError, from_reader, from_slice, identifier};
 
 /// What a state file says about itself.
@@ -90,7 +91,7 @@ pub fn parse(bytes: &[u8]) -> Result<StateMeta, ParseError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ParseError::Empty);
     }
-    match scan(bytes) {
+    match scan(bytes, PIECE) {
         Ok(facts) => facts.into_meta(),
         Err(Bail) => parse_with_serde_json(bytes),
     }
@@ -99,8 +100,18 @@ pub fn parse(bytes: &[u8]) -> Result<StateMeta, ParseError> {
 /// The scanner alone: `None` when it hands the document to serde_json. For the differential
 /// tests, which hold it to [`parse_with_serde_json`].
 pub fn parse_scanned(bytes: &[u8]) -> Option<Result<StateMeta, ParseError>> {
-    scan(bytes).ok().map(Facts::into_meta)
+    scan(bytes, PIECE).ok().map(Facts::into_meta)
 }
+
+/// The scanner with `resources` walked in pieces of about `chunk` bytes: for the differential
+/// tests, which hold it to [`parse_scanned`] with pieces small enough to split any document.
+pub fn parse_scanned_in_pieces(bytes: &[u8], chunk: usize) -> Option<Result<StateMeta, ParseError>> {
+    scan(bytes, chunk).ok().map(Facts::into_meta)
+}
+
+/// States are split into pieces of this size to be walked on several threads (so only states of
+/// twice this size or more are split): a piece costs a few milliseconds.
+const PIECE: usize = 4 << 20;
 
 /// The reference parser: serde_json with `IgnoredAny` for what is not read.
 pub fn parse_with_serde_json(bytes: &[u8]) -> Result<StateMeta, ParseError> {
@@ -200,8 +211,10 @@ impl Facts<'_> {
     }
 }
 
-/// The scanner's walk of a state: the fields and shapes of `RawState`, nothing else kept.
-fn scan(bytes: &[u8]) -> Scan<Facts<'_>> {
+/// The scanner's walk of a state: the fields and shapes of `RawState`, nothing else kept. A long
+/// `resources` array is walked in pieces of about `chunk` bytes on several threads
+/// ([`super::split`]), with the same answer.
+fn scan(bytes: &[u8], chunk: usize) -> Scan<Facts<'_>> {
     let mut s = Scanner::new(bytes);
     let mut facts = Facts {
         version: None,
@@ -239,7 +252,11 @@ fn scan(bytes: &[u8]) -> Scan<Facts<'_>> {
             if s.null()? {
                 return Ok(());
             }
-            s.array(|s| scan_resource_v4(s, &mut facts.v4))
+            facts.v4 = split::array(s, chunk, scan_resource_v4, |total, more| {
+                total.instances += more.instances;
+                total.tainted += more.tainted;
+            })?;
+            Ok(())
         }
         "modules" => {
             first_sight(&mut seen, 5)?;

@@ -115,8 +115,11 @@ fn scan_remote(config: &ScanConfig, result: &mut ScanResult) -> anyhow::Result<V
 fn write(config: &ScanConfig, doc: &WorkspacesDocument, out: &mut dyn Write) -> std::io::Result<()> {
     match config.format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, doc)?;
-            writeln!(out)?;
+            // Buffered here: a locked stdout is line-buffered, one write(2) a line of the output.
+            let mut buffered = std::io::BufWriter::with_capacity(1 << 16, &mut *out);
+            serde_json::to_writer_pretty(&mut buffered, doc)?;
+            writeln!(buffered)?;
+            buffered.flush()?;
         }
         Format::Table => {
             let colours = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();

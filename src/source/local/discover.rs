@@ -5,7 +5,7 @@
 //! `node_modules` and the folders Terraform keeps inside a workspace are never descended into.
 //! Each top-level directory of a root is walked in parallel.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -75,8 +75,30 @@ pub(crate) fn check_root(root: &Path) -> Result<(), RootError> {
 
 /// Finds the workspace directories under `root` (relative paths, sorted).
 pub(crate) fn discover(root: &Path, options: &DiscoverOptions) -> Result<(Vec<String>, Vec<WalkProblem>), RootError> {
+    let found = Mutex::new(Vec::new());
+    let problems = discover_each(root, options, &|rel| {
+        found.lock().unwrap_or_else(|e| e.into_inner()).push(rel);
+    })?;
+    let mut found = found.into_inner().unwrap_or_default();
+    found.sort();
+    Ok((found, problems))
+}
+
+/// Finds the workspace directories under `root` and hands each to `each` (once, as soon as it is
+/// found, from whichever thread walks it), so that reading can start before the walk ends. The
+/// walk's problems are returned sorted by path.
+pub(crate) fn discover_each(
+    root: &Path,
+    options: &DiscoverOptions,
+    each: &(dyn Fn(String) + Sync),
+) -> Result<Vec<WalkProblem>, RootError> {
     check_root(root)?;
-    let found = Mutex::new(BTreeSet::new());
+    let seen = Mutex::new(HashSet::new());
+    let found = |rel: String| {
+        if seen.lock().unwrap_or_else(|e| e.into_inner()).insert(rel.clone()) {
+            each(rel);
+        }
+    };
     let problems = Mutex::new(Vec::new());
     // The root's own entries first, one level deep; then each subdirectory in parallel.
     let mut subdirs = Vec::new();
@@ -90,7 +112,7 @@ pub(crate) fn discover(root: &Path, options: &DiscoverOptions) -> Result<(Vec<St
         .for_each(|dir| walk(root, dir, None, options, &found, &problems, |_| {}));
     let mut problems = problems.into_inner().unwrap_or_default();
     problems.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok((found.into_inner().unwrap_or_default().into_iter().collect(), problems))
+    Ok(problems)
 }
 
 /// Finds the workspace directories at and below `rel` (a directory relative to `root`). A
@@ -102,7 +124,10 @@ pub(crate) fn discover_subtree(root: &Path, rel: &str, options: &DiscoverOptions
     }
     let found = Mutex::new(BTreeSet::new());
     let problems = Mutex::new(Vec::new());
-    walk(root, &start, None, options, &found, &problems, |_| {});
+    let each = |rel: String| {
+        found.lock().unwrap_or_else(|e| e.into_inner()).insert(rel);
+    };
+    walk(root, &start, None, options, &each, &problems, |_| {});
     let found: Vec<String> = found
         .into_inner()
         .unwrap_or_default()
@@ -132,7 +157,7 @@ fn walk(
     start: &Path,
     max_depth: Option<usize>,
     options: &DiscoverOptions,
-    found: &Mutex<BTreeSet<String>>,
+    found: &(dyn Fn(String) + Sync),
     problems: &Mutex<Vec<WalkProblem>>,
     mut visit: impl FnMut(&DirEntry),
 ) {
@@ -140,7 +165,8 @@ fn walk(
     if let Some(depth) = max_depth {
         walker = walker.max_depth(depth);
     }
-    let mut local = Vec::new();
+    // A directory holding several markers is handed on once, at the first.
+    let mut local = HashSet::new();
     let iter = walker.into_iter().filter_entry(|entry| {
         let name = entry.file_name().to_string_lossy();
         let dir = is_dir(entry, options.follow_symlinks);
@@ -148,7 +174,11 @@ fn walk(
             && is_marker(&name, dir)
             && let Some(parent) = entry.path().parent()
         {
-            local.push(relative(root, parent));
+            let rel = relative(root, parent);
+            if !local.contains(&rel) {
+                local.insert(rel.clone());
+                found(rel);
+            }
         }
         if entry.depth() == 0 {
             return true;
@@ -166,7 +196,6 @@ fn walk(
             Err(err) => errors.push(walk_problem(root, &err)),
         }
     }
-    found.lock().unwrap_or_else(|e| e.into_inner()).extend(local);
     problems.lock().unwrap_or_else(|e| e.into_inner()).extend(errors);
 }
 

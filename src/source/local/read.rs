@@ -244,6 +244,13 @@ pub(crate) fn read_directory(
     Ok(out)
 }
 
+fn read_fresh<T>(file: &File, len: u64, slice: fn(&[u8]) -> Result<T, ParseError>) -> Result<T, ParseError> {
+    let mut buf = Vec::new();
+    read_whole(file, len, &mut buf)
+        .map_err(|e| ParseError::Io { kind: e.kind() })
+        .and_then(|()| slice(&buf))
+}
+
 /// Reads single artifacts, naming them relative to the root.
 struct Reader<'a> {
     root: &'a Path,
@@ -252,24 +259,44 @@ struct Reader<'a> {
     stream_above: u64,
 }
 
-/// An opened artifact: its time, and either its bytes or (when very large) the open file.
+/// An opened artifact: either the open file, to be read whole (with the turn to hold a big file
+/// in memory when it is big), or (when very large) to be parsed from a stream.
 enum Body {
-    /// The bytes, with the turn to hold a big file in memory when they are big.
-    Bytes(Vec<u8>, Option<std::sync::MutexGuard<'static, ()>>),
+    Whole(File, u64, Option<std::sync::MutexGuard<'static, Vec<u8>>>),
     Large(File),
 }
 
 /// Files above this size are held in memory one at a time across all reading threads, so that
-/// peak memory is the largest such file, not the sum of the largest few read at once.
+/// peak memory is the largest such file, not the sum of the largest few read at once. The turn
+/// holds the buffer they are read into, reused from one big file to the next.
 const ONE_AT_A_TIME_ABOVE: u64 = 16 << 20;
-static BIG_FILE_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static BIG_FILE_TURN: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+/// Files up to this size are read into a buffer kept by the reading thread: a fresh buffer for
+/// every file costs the page faults of memory the kernel must hand over and clear.
+const REUSED_UP_TO: u64 = 1 << 20;
+
+thread_local! {
+    static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Reads `file` (of `len` bytes when opened) whole into `buf`, which is emptied first.
+fn read_whole(file: &File, len: u64, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    buf.clear();
+    buf.reserve(len as usize + 1);
+    // The whole file is read once, front to back.
+    let _ = nix::fcntl::posix_fadvise(file, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_SEQUENTIAL);
+    let mut reader = file;
+    reader.read_to_end(buf).map(|_| ())
+}
 
 impl Reader<'_> {
     fn rel(&self, path: &Path) -> String {
         discover::relative(self.root, path)
     }
 
-    /// Opens a file and reads it (or keeps it open, when large). `None` when it does not exist.
+    /// Opens a file (to read whole, or keeps it open for a stream when large). `None` when it
+    /// does not exist.
     fn open(&self, path: &Path) -> Option<(DateTime<Utc>, Result<Body, ParseError>)> {
         let file = match open_regular(path) {
             Ok(file) => file,
@@ -289,12 +316,7 @@ impl Reader<'_> {
             return Some((modified, Ok(Body::Large(file))));
         }
         let turn = (meta.len() > ONE_AT_A_TIME_ABOVE).then(|| BIG_FILE_TURN.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
-        let body = match (&file).read_to_end(&mut bytes) {
-            Ok(_) => Ok(Body::Bytes(bytes, turn)),
-            Err(e) => Err(ParseError::Io { kind: e.kind() }),
-        };
-        Some((modified, body))
+        Some((modified, Ok(Body::Whole(file, meta.len(), turn))))
     }
 
     fn parse<T>(
@@ -304,8 +326,25 @@ impl Reader<'_> {
         reader: Option<fn(File) -> Result<T, ParseError>>,
     ) -> Option<Artifact<Result<T, ParseError>>> {
         let (modified, body) = self.open(path)?;
+        let io = |e: std::io::Error| ParseError::Io { kind: e.kind() };
         let content = body.and_then(|body| match body {
-            Body::Bytes(bytes, _turn) => slice(&bytes),
+            Body::Whole(file, len, Some(mut turn)) => {
+                let parsed = read_whole(&file, len, &mut turn)
+                    .map_err(io)
+                    .and_then(|()| slice(&turn));
+                // A one-shot scan keeps the big buffer for the next big file; the daemon, which
+                // stays up, gives its memory back at once.
+                if self.stream_above < STREAM_ABOVE {
+                    *turn = Vec::new();
+                }
+                parsed
+            }
+            Body::Whole(file, len, None) if len <= REUSED_UP_TO => BUFFER.with(|cell| match cell.try_borrow_mut() {
+                Ok(mut buf) => read_whole(&file, len, &mut buf).map_err(io).and_then(|()| slice(&buf)),
+                // Not reentrant; a fresh buffer should it ever be.
+                Err(_) => read_fresh(&file, len, slice),
+            }),
+            Body::Whole(file, len, None) => read_fresh(&file, len, slice),
             Body::Large(file) => match reader {
                 Some(read) => read(file),
                 None => Err(ParseError::WrongShape { line: 0, column: 0 }),

@@ -3,15 +3,14 @@
 //! scan and the daemon's first scan.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rayon::prelude::*;
 
 use super::Root;
-use super::discover::{DiscoverOptions, RootError, WalkProblem, discover};
+use super::discover::{DiscoverOptions, RootError, WalkProblem, discover_each};
 use super::liveness::Probe;
 use super::read::read_directory;
 use crate::artifact::state::StateMeta;
@@ -52,26 +51,35 @@ pub struct Scanner {
 
 impl Scanner {
     /// Scans every root. A root that cannot be walked at all is an error for that root only.
+    ///
+    /// Discovery and reading share one pool: a directory is read as soon as the walk finds it,
+    /// so both cores work from the first file on and there is no wait between walk and reads.
     pub fn scan(&self, roots: &[Root], now: DateTime<Utc>) -> (ScanResult, Vec<RootError>) {
         let mut result = ScanResult::default();
         let mut errors = Vec::new();
         for root in roots {
-            match discover(&root.path, &self.discover) {
-                Ok((dirs, problems)) => {
+            let reads = Mutex::new(Vec::new());
+            let walked = rayon::scope(|scope| {
+                let reads = &reads;
+                discover_each(&root.path, &self.discover, &|rel| {
+                    scope.spawn(move |_| {
+                        let read = self.read_dir(root, &rel, now, &|_| None);
+                        if let Some(counter) = &self.progress {
+                            counter.fetch_add(1, Ordering::Relaxed);
+                        }
+                        reads.lock().unwrap_or_else(|e| e.into_inner()).push((rel, read));
+                    });
+                })
+            });
+            match walked {
+                Ok(problems) => {
                     result
                         .problems
                         .extend(problems.into_iter().map(|p| walk_problem(root, p)));
-                    let read: Vec<_> = dirs
-                        .par_iter()
-                        .map(|rel| {
-                            let read = self.read_dir(root, rel, now, &|_| None);
-                            if let Some(counter) = &self.progress {
-                                counter.fetch_add(1, Ordering::Relaxed);
-                            }
-                            read
-                        })
-                        .collect();
-                    for item in read {
+                    // In the order of the paths, as a walk-then-read scan gives them.
+                    let mut reads = reads.into_inner().unwrap_or_else(|e| e.into_inner());
+                    reads.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                    for (_, item) in reads {
                         match item {
                             Ok(mut found) => result.workspaces.append(&mut found),
                             Err(problem) => result.problems.push(problem),
