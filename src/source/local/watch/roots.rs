@@ -74,7 +74,7 @@ impl Watch {
         if let Some(interval) = self.timing.poll {
             return poll_watcher(path, tx, interval);
         }
-        let mut watcher = match notify::recommended_watcher(tx.clone()) {
+        let mut watcher = match notify::recommended_watcher(Relevant(tx.clone())) {
             Ok(watcher) => watcher,
             Err(err) => {
                 tracing::warn!(error = %err, "file events are not available; polling instead");
@@ -99,9 +99,24 @@ impl Watch {
     }
 }
 
+/// Passes on the events that can be hints (and every error), and drops the rest where they are
+/// made: a file opened or read (by the scans themselves, tens of thousands in a first scan)
+/// would otherwise wait in the channel, each with its path, until the watch loop runs.
+struct Relevant(Events);
+
+impl notify::EventHandler for Relevant {
+    fn handle_event(&mut self, event: notify::Result<notify::Event>) {
+        if event.as_ref().is_ok_and(|e| !super::hint::relevant(&e.kind)) {
+            return;
+        }
+        // The watch loop is gone only when the daemon stops.
+        let _ = self.0.send(event);
+    }
+}
+
 fn poll_watcher(path: &Path, tx: Events, interval: Duration) -> Option<Box<dyn Watcher + Send>> {
     let config = notify::Config::default().with_poll_interval(interval);
-    let mut watcher = notify::PollWatcher::new(tx, config).ok()?;
+    let mut watcher = notify::PollWatcher::new(Relevant(tx), config).ok()?;
     match watcher.watch(path, RecursiveMode::Recursive) {
         Ok(()) => Some(Box::new(watcher)),
         Err(err) => {
