@@ -235,4 +235,25 @@ mod tests {
         assert!(cleared.workspaces.is_empty() && cleared.scope == Scope::Subtree(".".into()));
         assert!(watchers.is_empty());
     }
+
+    #[test]
+    fn only_events_that_can_be_hints_and_errors_reach_the_watch_loop() {
+        use notify::EventHandler;
+        use notify::event::{AccessKind, AccessMode, EventKind};
+        let (tx, rx) = mpsc::channel();
+        let mut handler = Relevant(tx);
+        let written = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        for kind in [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            written,
+        ] {
+            handler.handle_event(Ok(notify::Event::new(kind).add_path("/r/a/terraform.tfstate".into())));
+        }
+        handler.handle_event(Err(notify::Error::generic("queue overflow")));
+        let got: Vec<_> = rx.try_iter().collect();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(matches!(&got[0], Ok(e) if e.kind == written), "{got:?}");
+        assert!(got[1].is_err());
+    }
 }
