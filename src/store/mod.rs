@@ -216,10 +216,18 @@ impl Writer {
     /// replaced. The next snapshot is built aside and published whole.
     pub fn apply(&mut self, update: Update) -> Applied {
         let now = update.at;
+        // What the snapshot keeps is allocated here, first and together: the readings were built
+        // on the reading threads between the buffers of the files they came from, and a small
+        // record kept there would hold a page of freed buffers resident.
+        let mut update = update;
+        let compacted: Vec<(Key, Workspace)> = std::mem::take(&mut update.workspaces)
+            .into_iter()
+            .map(|ws| (ws.key(), ws.clone()))
+            .collect();
         let mut next = (*self.current).clone();
         let mut applied = Applied::default();
         let in_scope = |root: &str, path: &str| root == update.root && update.scope.covers(path);
-        let found: BTreeSet<Key> = update.workspaces.iter().map(Workspace::key).collect();
+        let found: BTreeSet<&Key> = compacted.iter().map(|(key, _)| key).collect();
         let gone: Vec<Key> = next
             .workspaces
             .keys()
@@ -244,8 +252,7 @@ impl Writer {
             next.problems
                 .insert((problem.root.clone(), problem.path.clone()), problem);
         }
-        for ws in update.workspaces {
-            let key = ws.key();
+        for (key, ws) in compacted {
             let old = next.workspaces.get(&key);
             let prior = match old {
                 Some(_) => None,

@@ -86,6 +86,9 @@ impl Watch {
         self.settle_first_scan(sink);
         sink.ready();
         tracing::info!(workspaces = sink.known().workspaces().count(), "first full scan done");
+        // Settling and readiness published further snapshots, and the first scan's history and
+        // transitions are written by now: hand back what they freed too.
+        release_free_memory();
         self.watch_loop(sink, &rx, &tx, &mut watchers);
     }
 

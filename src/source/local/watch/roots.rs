@@ -74,7 +74,7 @@ impl Watch {
         if let Some(interval) = self.timing.poll {
             return poll_watcher(path, tx, interval);
         }
-        let mut watcher = match notify::recommended_watcher(tx.clone()) {
+        let mut watcher = match notify::recommended_watcher(Relevant(tx.clone())) {
             Ok(watcher) => watcher,
             Err(err) => {
                 tracing::warn!(error = %err, "file events are not available; polling instead");
@@ -99,9 +99,24 @@ impl Watch {
     }
 }
 
+/// Passes on the events that can be hints (and every error), and drops the rest where they are
+/// made: a file opened or read (by the scans themselves, tens of thousands in a first scan)
+/// would otherwise wait in the channel, each with its path, until the watch loop runs.
+struct Relevant(Events);
+
+impl notify::EventHandler for Relevant {
+    fn handle_event(&mut self, event: notify::Result<notify::Event>) {
+        if event.as_ref().is_ok_and(|e| !super::hint::relevant(&e.kind)) {
+            return;
+        }
+        // The watch loop is gone only when the daemon stops.
+        let _ = self.0.send(event);
+    }
+}
+
 fn poll_watcher(path: &Path, tx: Events, interval: Duration) -> Option<Box<dyn Watcher + Send>> {
     let config = notify::Config::default().with_poll_interval(interval);
-    let mut watcher = notify::PollWatcher::new(tx, config).ok()?;
+    let mut watcher = notify::PollWatcher::new(Relevant(tx), config).ok()?;
     match watcher.watch(path, RecursiveMode::Recursive) {
         Ok(()) => Some(Box::new(watcher)),
         Err(err) => {
@@ -219,5 +234,26 @@ mod tests {
         let cleared = sink.updates.pop().expect("a vanished root is cleared");
         assert!(cleared.workspaces.is_empty() && cleared.scope == Scope::Subtree(".".into()));
         assert!(watchers.is_empty());
+    }
+
+    #[test]
+    fn only_events_that_can_be_hints_and_errors_reach_the_watch_loop() {
+        use notify::EventHandler;
+        use notify::event::{AccessKind, AccessMode, EventKind};
+        let (tx, rx) = mpsc::channel();
+        let mut handler = Relevant(tx);
+        let written = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        for kind in [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            written,
+        ] {
+            handler.handle_event(Ok(notify::Event::new(kind).add_path("/r/a/terraform.tfstate".into())));
+        }
+        handler.handle_event(Err(notify::Error::generic("queue overflow")));
+        let got: Vec<_> = rx.try_iter().collect();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(matches!(&got[0], Ok(e) if e.kind == written), "{got:?}");
+        assert!(got[1].is_err());
     }
 }
