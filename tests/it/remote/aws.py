@@ -1,10 +1,9 @@
-"""The writes the remote-state tests make to the real servers (buckets, objects, the lock table),
-with the boto3 that moto's virtual environment carries. iacwatch itself only reads.
+"""The writes the remote-state tests make to the real servers that iacwatch's own client cannot
+make (the bucket, the lock table and its items), with the boto3 that moto's virtual environment
+carries. Objects are written from the tests in Rust (`SeaweedFs::put_all`), with no process per
+object.
 
     aws.py create-bucket BUCKET
-    aws.py put BUCKET KEY FILE
-    aws.py put-many BUCKET PREFIX COUNT       # PREFIX/N/terraform.tfstate, N = 0..COUNT-1
-    aws.py delete BUCKET KEY
     aws.py create-table TABLE
     aws.py put-items TABLE FILE               # a JSON list of items in DynamoDB's wire format
     aws.py put-many-items TABLE COUNT         # BUCKET-less digest items, for pagination
@@ -14,7 +13,6 @@ Endpoints come from S3_ENDPOINT and DYNAMODB_ENDPOINT, credentials from the AWS_
 import json
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 from botocore.config import Config
@@ -33,21 +31,6 @@ def dynamodb():
 def main(cmd, *args):
     if cmd == "create-bucket":
         s3().create_bucket(Bucket=args[0])
-    elif cmd == "put":
-        with open(args[2], "rb") as f:
-            s3().put_object(Bucket=args[0], Key=args[1], Body=f.read())
-    elif cmd == "put-many":
-        bucket, prefix, count = args[0], args[1], int(args[2])
-        client = s3()
-        body = b'{"version": 4, "serial": 1, "lineage": "many", "terraform_version": "1.0.3", "resources": []}'
-
-        def put(n):
-            client.put_object(Bucket=bucket, Key=f"{prefix}/{n}/terraform.tfstate", Body=body)
-
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            list(pool.map(put, range(count)))
-    elif cmd == "delete":
-        s3().delete_object(Bucket=args[0], Key=args[1])
     elif cmd == "create-table":
         dynamodb().create_table(
             TableName=args[0],

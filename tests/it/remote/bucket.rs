@@ -8,19 +8,21 @@ use iacwatch::source::s3::keys::{identify, lock_object_key, locked_state_key};
 use iacwatch::source::s3::locktable::parse_lock_object;
 use iacwatch::source::s3::{ErrorKind, Fetched, RemoteSettings, S3Client, S3Root};
 
-use super::servers::{BUCKET, Moto, SECRET_KEY, SeaweedFs, TABLE, put_items, runtime, test_keys};
+use super::servers::{Moto, SECRET_KEY, SeaweedFs, TABLE, put_items, runtime, test_keys};
 use crate::support::{CANARY, free_port};
 
 #[test]
 fn lists_every_page_and_gets_only_changed_objects() {
     let Some(s3) = SeaweedFs::start() else { return };
-    s3.aws(&["put-many", BUCKET, "many", "1050"], None);
+    s3.put_many("many", 1050);
     let state = format!(
         r#"{{"version":4,"serial":3,"lineage":"l-1","terraform_version":"1.0.3","outputs":{{"pw":{{"value":"{CANARY}","type":"string","sensitive":true}}}},"resources":[{{"mode":"managed","type":"null_resource","name":"a","instances":[{{"attributes":{{"id":"1"}}}}]}}]}}"#
     );
-    s3.put("apps/web/terraform.tfstate", state.as_bytes());
-    s3.put("env:/qa/apps/web/terraform.tfstate", state.as_bytes());
-    s3.put("apps/web/terraform.tfstate.backup", b"{}");
+    s3.put_all([
+        ("apps/web/terraform.tfstate", state.as_str()),
+        ("env:/qa/apps/web/terraform.tfstate", &state),
+        ("apps/web/terraform.tfstate.backup", "{}"),
+    ]);
     let client = s3.client("s3://tfstate", s3.settings());
     let rt = runtime();
 
@@ -58,7 +60,7 @@ fn lists_every_page_and_gets_only_changed_objects() {
     assert_eq!(client.counts().not_modified(), before + 1, "answered 304, no body");
 
     // Deleted between the listing and the GET.
-    s3.aws(&["delete", BUCKET, "env:/qa/apps/web/terraform.tfstate"], None);
+    s3.delete("env:/qa/apps/web/terraform.tfstate");
     let err = rt
         .block_on(client.get("env:/qa/apps/web/terraform.tfstate", None))
         .unwrap_err();
@@ -73,17 +75,16 @@ fn lists_every_page_and_gets_only_changed_objects() {
 #[test]
 fn a_root_with_a_prefix_lists_its_named_workspaces_outside_it() {
     let Some(s3) = SeaweedFs::start() else { return };
-    for key in [
-        "prod/net/terraform.tfstate",
-        "env:/blue/prod/net/terraform.tfstate",
-        "env:/blue/dev/net/terraform.tfstate",
-        "dev/net/terraform.tfstate",
-    ] {
-        s3.put(key, b"{\"version\":4,\"resources\":[]}");
-    }
+    let empty = r#"{"version":4,"resources":[]}"#;
     // An S3 native lock (Terraform >= 1.10, `use_lockfile`), as Terraform writes it.
     let lock = r#"{"ID":"e3a3b7c2-1f0d-4c1e-9d2a-6b0b1c2d3e4f","Operation":"OperationTypeApply","Info":"","Who":"runner@ci-7","Version":"1.10.0","Created":"2026-11-29T10:00:00.123456789Z","Path":"tfstate/env:/blue/prod/net/terraform.tfstate"}"#;
-    s3.put("env:/blue/prod/net/terraform.tfstate.tflock", lock.as_bytes());
+    s3.put_all([
+        ("prod/net/terraform.tfstate", empty),
+        ("env:/blue/prod/net/terraform.tfstate", empty),
+        ("env:/blue/dev/net/terraform.tfstate", empty),
+        ("dev/net/terraform.tfstate", empty),
+        ("env:/blue/prod/net/terraform.tfstate.tflock", lock),
+    ]);
     let client = s3.client("s3://tfstate/prod", s3.settings());
     let rt = runtime();
     let objects = rt.block_on(client.list()).unwrap();

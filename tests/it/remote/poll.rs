@@ -16,13 +16,15 @@ fn a_steady_poll_gets_nothing_and_a_change_gets_one_object() {
     let state = format!(
         r#"{{"version":4,"serial":7,"lineage":"l","outputs":{{"pw":{{"value":"{CANARY}","type":"string"}}}},"resources":[{{"mode":"managed","type":"null_resource","name":"a","instances":[{{"attributes":{{"id":"1"}}}}]}}]}}"#
     );
-    s3.put("app/terraform.tfstate", state.as_bytes());
-    s3.put("env:/qa/app/terraform.tfstate", b"{\"version\":4,\"serial\":1,");
-    s3.put(
-        "env:/qa/app/terraform.tfstate.tflock",
-        br#"{"ID":"1","Operation":"OperationTypePlan","Created":"2026-11-29T10:00:00Z"}"#,
-    );
-    s3.put("gone/terraform.tfstate", b"{\"version\":4,\"resources\":[]}");
+    s3.put_all([
+        ("app/terraform.tfstate", state.as_str()),
+        ("env:/qa/app/terraform.tfstate", r#"{"version":4,"serial":1,"#),
+        (
+            "env:/qa/app/terraform.tfstate.tflock",
+            r#"{"ID":"1","Operation":"OperationTypePlan","Created":"2026-11-29T10:00:00Z"}"#,
+        ),
+        ("gone/terraform.tfstate", r#"{"version":4,"resources":[]}"#),
+    ]);
     let settings = RemoteSettings {
         dynamodb_table: Some(TABLE.into()),
         dynamodb_endpoint: Some(moto.endpoint.clone()),
@@ -78,7 +80,7 @@ fn a_steady_poll_gets_nothing_and_a_change_gets_one_object() {
         "app/terraform.tfstate",
         b"{\"version\":4,\"serial\":8,\"resources\":[]}",
     );
-    s3.aws(&["delete", BUCKET, "gone/terraform.tfstate"], None);
+    s3.delete("gone/terraform.tfstate");
     let before = poller.client().counts().requests();
     let third = rt.block_on(poller.poll()).unwrap();
     assert_eq!(poller.client().counts().requests() - before, 3, "LIST + one GET + Scan");

@@ -1,11 +1,14 @@
 //! The real servers of the remote-state tests (`tools/install-remote`): SeaweedFS as the S3 server
 //! (checking SigV4 with the test keys) and moto_server as DynamoDB, each on free loopback ports
-//! and stopped on drop; and the writes the tests make to them (`aws.py`, boto3).
+//! and stopped on drop; and the writes the tests make to them: objects with iacwatch's own S3
+//! client, the bucket and the lock table with `aws.py` (boto3).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures_util::{StreamExt, stream};
 use iacwatch::source::s3::{AwsEnvironment, RemoteSettings, S3Client, S3Root};
 use tempfile::TempDir;
 
@@ -16,6 +19,8 @@ pub const ACCESS_KEY: &str = "iacwatch-test-key";
 pub const SECRET_KEY: &str = "SECRET-9d41c7-iacwatch-test";
 pub const BUCKET: &str = "tfstate";
 pub const TABLE: &str = "locks";
+/// How many of the tests' own PUTs run at once.
+const WRITES_AT_ONCE: usize = 16;
 
 /// `weed mini`'s listeners, each moved off its default so that tests run side by side.
 const WEED_PORTS: [&str; 11] = [
@@ -69,7 +74,7 @@ impl SeaweedFs {
             dir,
         };
         server.start_again();
-        server.aws(&["create-bucket", BUCKET], None);
+        aws(Some(&server.endpoint), None, &["create-bucket", BUCKET]);
         Some(server)
     }
 
@@ -127,16 +132,52 @@ impl SeaweedFs {
         }
     }
 
-    /// Runs `aws.py ARGS` against this server (and `dynamodb`, when given); panics if it fails.
-    pub fn aws(&self, args: &[&str], dynamodb: Option<&str>) {
-        aws(Some(&self.endpoint), dynamodb, args);
-    }
-
     /// Writes `body` at `key` of the bucket.
     pub fn put(&self, key: &str, body: &[u8]) {
-        let file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(file.path(), body).unwrap();
-        self.aws(&["put", BUCKET, key, file.path().to_str().unwrap()], None);
+        self.put_all([(key, body)]);
+    }
+
+    /// Writes each `(key, body)` into the bucket (distinct keys), up to `WRITES_AT_ONCE` at a
+    /// time, as signed PUTs of iacwatch's own S3 client: one call for a whole fixture, with no
+    /// process started per object. Panics on the first write that fails.
+    pub fn put_all<K: AsRef<str>, B: AsRef<[u8]>>(&self, objects: impl IntoIterator<Item = (K, B)>) {
+        let objects: Vec<(String, Bytes)> = objects
+            .into_iter()
+            .map(|(key, body)| (key.as_ref().to_owned(), Bytes::copy_from_slice(body.as_ref())))
+            .collect();
+        let client = self.writer();
+        let puts = stream::iter(&objects)
+            .map(|(key, body)| {
+                let client = &client;
+                async move { (key, client.put(key, body.clone()).await) }
+            })
+            .buffer_unordered(WRITES_AT_ONCE)
+            .collect::<Vec<_>>();
+        for (key, result) in runtime().block_on(puts) {
+            if let Err(e) = result {
+                panic!("PUT {key}: {e}");
+            }
+        }
+    }
+
+    /// Writes `count` small states, `PREFIX/N/terraform.tfstate` for N = 0..count.
+    pub fn put_many(&self, prefix: &str, count: usize) {
+        let body = br#"{"version": 4, "serial": 1, "lineage": "many", "terraform_version": "1.0.3", "resources": []}"#;
+        self.put_all((0..count).map(|n| (format!("{prefix}/{n}/terraform.tfstate"), body)));
+    }
+
+    /// Removes `key` from the bucket.
+    pub fn delete(&self, key: &str) {
+        let client = self.writer();
+        if let Err(e) = runtime().block_on(client.delete(key)) {
+            panic!("DELETE {key}: {e}");
+        }
+    }
+
+    /// A client of the bucket for the tests' own writes, made per call so that no pooled
+    /// connection outlives a `stop` or the runtime it ran on.
+    fn writer(&self) -> S3Client {
+        self.client(&format!("s3://{BUCKET}"), self.settings())
     }
 
     /// The settings of a root on this server.

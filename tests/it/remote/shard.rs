@@ -48,10 +48,12 @@ fn two_serve_instances_on_one_bucket_split_it_and_agree_with_the_unsharded_listi
     let Some(s3) = SeaweedFs::start() else {
         return;
     };
-    for n in 0..12 {
-        s3.put(&format!("stacks/{n}/terraform.tfstate"), STATE.as_bytes());
-        s3.put(&format!("env:/qa/stacks/{n}/terraform.tfstate"), STATE.as_bytes());
-    }
+    s3.put_all((0..12).flat_map(|n| {
+        [
+            (format!("stacks/{n}/terraform.tfstate"), STATE),
+            (format!("env:/qa/stacks/{n}/terraform.tfstate"), STATE),
+        ]
+    }));
     // Ready means the first poll is in.
     let whole = rows(&serve(&s3, None));
     assert_eq!(whole.len(), 24, "{whole:?}");
@@ -72,16 +74,15 @@ fn two_serve_instances_on_one_bucket_split_it_and_agree_with_the_unsharded_listi
 /// Twelve stacks, each with `default` and `qa`; the first `locked` of them hold a `.tflock` on
 /// `default` too.
 fn fill(s3: &SeaweedFs, locked: usize) {
-    for n in 0..12 {
-        s3.put(&format!("stacks/{n}/terraform.tfstate"), STATE.as_bytes());
-        s3.put(&format!("env:/qa/stacks/{n}/terraform.tfstate"), STATE.as_bytes());
-        if n < locked {
-            s3.put(
-                &format!("stacks/{n}/terraform.tfstate.tflock"),
-                br#"{"ID":"1","Operation":"OperationTypePlan","Created":"2026-11-29T10:00:00Z"}"#,
-            );
-        }
-    }
+    let lock = r#"{"ID":"1","Operation":"OperationTypePlan","Created":"2026-11-29T10:00:00Z"}"#;
+    let states = (0..12).flat_map(|n| {
+        [
+            (format!("stacks/{n}/terraform.tfstate"), STATE),
+            (format!("env:/qa/stacks/{n}/terraform.tfstate"), STATE),
+        ]
+    });
+    let locks = (0..locked).map(|n| (format!("stacks/{n}/terraform.tfstate.tflock"), lock));
+    s3.put_all(states.chain(locks));
 }
 
 #[test]
@@ -182,7 +183,7 @@ fn a_restart_with_a_shard_records_no_other_shards_workspace_as_vanished() {
         "default" => path.clone(),
         w => format!("env:/{w}/{path}"),
     };
-    s3.aws(&["delete", super::servers::BUCKET, &key], None);
+    s3.delete(&key);
     let daemon = serve_with_history(&s3, Some("0/2"), Some(&dir));
     let vanished: Vec<(String, String)> = transitions(&daemon)
         .into_iter()
