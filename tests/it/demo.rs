@@ -15,9 +15,8 @@ use crate::terraform::{reasons, text};
 const DEMO_SECRET: &str = "demo-secret-key-not-for-production";
 
 /// `(state key, workspace)` -> the statuses it may have, and the reason that must be there.
-/// `dns` and `cdn` carry a published plan.json (`STATEKEY.iacwatch/plan.json`): read as a marker
-/// it makes them apply_needed and drifted; a reader that leaves bucket markers out sees their
-/// state alone (active).
+/// `dns` and `cdn` carry a published plan.json (`STATEKEY.iacwatch/plan.json`), read as a marker:
+/// pending changes make `dns` apply_needed, changes outside Terraform make `cdn` drifted.
 const EXPECTED: [(&str, &str, &[&str], &str); 9] = [
     ("app/terraform.tfstate", "default", &["provisioning"], "terraform_lock"),
     (
@@ -29,14 +28,14 @@ const EXPECTED: [(&str, &str, &[&str], &str); 9] = [
     (
         "cdn/terraform.tfstate",
         "default",
-        &["drifted", "active"],
-        "state_has_resources",
+        &["drifted"],
+        "drift_detected",
     ),
     (
         "dns/terraform.tfstate",
         "default",
-        &["apply_needed", "active"],
-        "state_has_resources",
+        &["apply_needed"],
+        "pending_changes",
     ),
     ("jobs/terraform.tfstate", "default", &["failed"], "tainted_instances"),
     (
