@@ -25,18 +25,8 @@ const EXPECTED: [(&str, &str, &[&str], &str); 9] = [
         &["failed"],
         "state_digest_mismatch",
     ),
-    (
-        "cdn/terraform.tfstate",
-        "default",
-        &["drifted"],
-        "drift_detected",
-    ),
-    (
-        "dns/terraform.tfstate",
-        "default",
-        &["apply_needed"],
-        "pending_changes",
-    ),
+    ("cdn/terraform.tfstate", "default", &["drifted"], "drift_detected"),
+    ("dns/terraform.tfstate", "default", &["apply_needed"], "pending_changes"),
     ("jobs/terraform.tfstate", "default", &["failed"], "tainted_instances"),
     (
         "network/terraform.tfstate",
