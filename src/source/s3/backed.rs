@@ -17,6 +17,7 @@ use super::directory::{BackedDir, backed_dirs, bucket_root, combine};
 use super::env::AwsEnvironment;
 use super::error::RemoteError;
 use super::poll::{PollResult, Poller};
+use super::read::bucket_state_key;
 use super::settings::{RemoteRoot, S3Root};
 use super::{S3Client, backend::S3Backend};
 use crate::classify::Policy;
@@ -207,7 +208,7 @@ impl<S: Sink> Merging<S> {
         // By bucket root: the directories (identity paths) that hold a newly claimed object.
         let mut claimed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let holds = |w: &Workspace| {
-            let key = w.evidence.state.as_ref().map(|s| s.path.as_str());
+            let key = bucket_state_key(&w.evidence);
             let bucket = S3Root::parse(&w.root).map(|r| r.bucket);
             S3Root::is_s3_url(&w.root)
                 && fresh

@@ -12,7 +12,7 @@ use globset::GlobSet;
 use super::backend::{self, S3Backend};
 use super::env::{AwsEnvironment, CredentialSource};
 use super::poll::{PollResult, Poller};
-use super::read::{BACKEND, evidence, problem_kind};
+use super::read::{BACKEND, bucket_state_key, evidence, problem_kind};
 use super::settings::{RemoteRoot, S3Root};
 use super::{RemoteError, S3Client};
 use crate::artifact::marker::names;
@@ -228,7 +228,7 @@ fn is_marker_plan(path: &str) -> bool {
 
 /// The bucket key a workspace's state was read from (the state artifact's path of an S3 reading).
 fn state_key(w: &Workspace) -> Option<String> {
-    w.evidence.state.as_ref().map(|s| s.path.clone())
+    bucket_state_key(&w.evidence).map(str::to_owned)
 }
 
 /// True for a workspace under a directory root (not an `s3://` one).

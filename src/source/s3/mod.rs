@@ -39,5 +39,5 @@ pub use env::AwsEnvironment;
 pub use error::{ErrorKind, Operation, RemoteError};
 pub use keys::StateIdentity;
 pub use locktable::LockTable;
-pub use poll::{DigestCheck, PollResult, Poller, RemoteWorkspace};
+pub use poll::{DigestCheck, PollResult, Poller, RemoteState, RemoteWorkspace};
 pub use settings::{RemoteRoot, RemoteSettings, S3Root};

@@ -57,13 +57,21 @@ pub enum DigestCheck {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteWorkspace {
     pub identity: StateIdentity,
-    pub etag: Option<String>,
-    pub last_modified: DateTime<Utc>,
-    /// The state's metadata, or why it could not be parsed (`Empty` for a 0-byte object).
-    pub state: Result<state::StateMeta, ParseError>,
+    /// The state object, or `None` when only its pipeline markers are listed: the first apply of
+    /// a configuration publishes `STATEKEY.iacwatch/lock.json` before Terraform writes `STATEKEY`.
+    pub state: Option<RemoteState>,
     pub locks: Vec<RemoteLock>,
     pub digest: DigestCheck,
     pub markers: RemoteMarkers,
+}
+
+/// A listed state object, as read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteState {
+    pub etag: Option<String>,
+    pub last_modified: DateTime<Utc>,
+    /// The state's metadata, or why it could not be parsed (`Empty` for a 0-byte object).
+    pub content: Result<state::StateMeta, ParseError>,
 }
 
 /// A published pipeline lock: the lock and its lease, or why it could not be read.
@@ -76,6 +84,12 @@ pub struct RemoteMarkers {
     pub lock: Option<Artifact<PublishedLock>>,
     pub last_run: Option<Artifact<Result<LastRun, ParseError>>>,
     pub plan: Option<Artifact<Result<PlanSummary, ParseError>>>,
+}
+
+impl RemoteMarkers {
+    pub fn is_empty(&self) -> bool {
+        self.lock.is_none() && self.last_run.is_none() && self.plan.is_none()
+    }
 }
 
 /// The outcome of a poll whose listing succeeded.
@@ -152,7 +166,7 @@ impl Poller {
         let mut ids = identify(
             &root,
             self.client.settings().workspace_prefix(),
-            objects.iter().map(|o| o.key.as_str()),
+            candidate_keys(&objects),
             &self.exclude,
         );
         if let Some(shard) = self.shard {
@@ -218,15 +232,26 @@ impl Poller {
             .into_iter()
             .filter(|id| !gone.contains(&id.key))
             .filter_map(|identity| {
-                let object = by_key.get(identity.key.as_str())?;
-                let cached = self.states.get(&identity.key)?;
-                let state = cached.value.clone();
+                let markers = self.markers_of(&identity.key, &by_key);
+                let (state, digest) = match by_key.get(identity.key.as_str()) {
+                    Some(object) => {
+                        let cached = self.states.get(&identity.key)?;
+                        let state = RemoteState {
+                            etag: object.etag.clone(),
+                            last_modified: object.last_modified,
+                            content: cached.value.clone(),
+                        };
+                        let digest = digest_check(table.as_ref(), &lock_id(&root.bucket, &identity.key), &cached.md5);
+                        (Some(state), digest)
+                    }
+                    // Markers only: a workspace with no state yet, when a marker could be read.
+                    None if markers.is_empty() => return None,
+                    None => (None, DigestCheck::NotChecked),
+                };
                 Some(RemoteWorkspace {
                     locks: self.locks_of(&identity.key, table.as_ref()),
-                    markers: self.markers_of(&identity.key, &by_key),
-                    digest: digest_check(table.as_ref(), &lock_id(&root.bucket, &identity.key), &cached.md5),
-                    etag: object.etag.clone(),
-                    last_modified: object.last_modified,
+                    markers,
+                    digest,
                     state,
                     identity,
                 })
@@ -303,6 +328,22 @@ impl Poller {
         }
         locks
     }
+}
+
+/// The keys that may be state objects: every listed key, and the state key of every listed
+/// pipeline marker (`STATEKEY.iacwatch/NAME`), so a workspace whose state Terraform has not
+/// written yet is identified, filtered and sharded as its state object would be.
+fn candidate_keys(objects: &[ObjectInfo]) -> BTreeSet<&str> {
+    objects
+        .iter()
+        .flat_map(|o| {
+            [
+                Some(o.key.as_str()),
+                names::split_remote_key(&o.key).map(|(state, _)| state),
+            ]
+        })
+        .flatten()
+        .collect()
 }
 
 /// The objects to GET, with the ETag to send as `If-None-Match`: every object whose listed ETag is
@@ -444,5 +485,38 @@ mod tests {
         assert!(cache.is_empty());
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].kind, super::super::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_state_key_with_only_markers_is_a_workspace_as_its_state_would_be() {
+        let root = super::super::settings::S3Root::parse("s3://tfstate/prod").unwrap();
+        let listing = [
+            // The first apply of `new`: its lock published, its state not written yet.
+            listed("prod/new/terraform.tfstate.iacwatch/lock.json", "\"1\""),
+            listed("env:/qa/prod/new/terraform.tfstate.iacwatch/last-run.json", "\"1\""),
+            // A state and its markers: one workspace, not two.
+            listed("prod/old/terraform.tfstate", "\"1\""),
+            listed("prod/old/terraform.tfstate.iacwatch/plan.json", "\"1\""),
+            // Excluded, outside the prefix, or no state key: none.
+            listed("prod/scratch/terraform.tfstate.iacwatch/lock.json", "\"1\""),
+            listed("other/terraform.tfstate.iacwatch/lock.json", "\"1\""),
+            listed("prod/notes.txt.iacwatch/lock.json", "\"1\""),
+            listed("prod/x/terraform.tfstate.iacwatch/other.json", "\"1\""),
+        ];
+        let mut exclude = globset::GlobSetBuilder::new();
+        exclude.add(globset::Glob::new("scratch").unwrap());
+        let ids = identify(&root, "env:", candidate_keys(&listing), &exclude.build().unwrap());
+        let got: Vec<(&str, &str, &str)> = ids
+            .iter()
+            .map(|id| (id.path.as_str(), id.workspace.as_str(), id.key.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("new/terraform.tfstate", "default", "prod/new/terraform.tfstate"),
+                ("new/terraform.tfstate", "qa", "env:/qa/prod/new/terraform.tfstate"),
+                ("old/terraform.tfstate", "default", "prod/old/terraform.tfstate"),
+            ]
+        );
     }
 }

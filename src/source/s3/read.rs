@@ -11,6 +11,7 @@ use super::keys::{lock_id, lock_object_key};
 use super::poll::{DigestCheck, LockSource, PollResult, RemoteLock, RemoteWorkspace};
 use super::settings::RemoteRoot;
 use crate::artifact::ParseError;
+use crate::artifact::marker::names;
 use crate::artifact::state::StateMeta;
 use crate::artifact::tflock::TerraformLock;
 use crate::classify::{Policy, classify};
@@ -99,11 +100,16 @@ pub(super) fn evidence(
     table_down: bool,
 ) -> Evidence {
     let key = &ws.identity.key;
-    let content = match &ws.state {
-        Ok(meta) => StateReading::Parsed(meta.clone()),
-        Err(ParseError::Empty) => StateReading::Empty,
-        Err(err) => StateReading::Unreadable(err.clone()),
-    };
+    // No state object (only its markers are listed): no state, as a directory without one.
+    let state = ws.state.as_ref().map(|object| Artifact {
+        path: key.clone(),
+        modified: object.last_modified,
+        content: match &object.content {
+            Ok(meta) => StateReading::Parsed(meta.clone()),
+            Err(ParseError::Empty) => StateReading::Empty,
+            Err(err) => StateReading::Unreadable(err.clone()),
+        },
+    });
     let mut terraform_lock = newest(&ws.locks).map(|lock| {
         let path = match lock.source {
             LockSource::Table => table_path(root, key),
@@ -126,7 +132,7 @@ pub(super) fn evidence(
     });
     let mut state_digest_mismatch = match ws.digest {
         // Terraform writes the object, then the digest: the mismatch counts from the object.
-        DigestCheck::Differs => Some(ws.last_modified),
+        DigestCheck::Differs => ws.state.as_ref().map(|s| s.last_modified),
         _ => None,
     };
     if table_down && let Some(previous) = previous {
@@ -152,11 +158,7 @@ pub(super) fn evidence(
         })
     });
     Evidence {
-        state: Some(Artifact {
-            path: key.clone(),
-            modified: ws.last_modified,
-            content,
-        }),
+        state,
         pipeline_lock,
         pipeline_lease,
         last_run: markers.last_run.clone(),
@@ -187,6 +189,24 @@ fn table_path(root: &RemoteRoot, key: &str) -> String {
     format!("dynamodb:{table}/{}", lock_id(&root.root.bucket, key))
 }
 
+/// The bucket key of the state object a workspace of the bucket was read for: its state
+/// artifact's path, or, while only its markers are listed, the state key of a published marker
+/// (`STATEKEY.iacwatch/NAME`).
+pub fn bucket_state_key(evidence: &Evidence) -> Option<&str> {
+    if let Some(state) = &evidence.state {
+        return Some(state.path.as_str());
+    }
+    let markers = [
+        evidence.pipeline_lock.as_ref().map(|a| a.path.as_str()),
+        evidence.last_run.as_ref().map(|a| a.path.as_str()),
+    ];
+    markers
+        .into_iter()
+        .flatten()
+        .chain(evidence.plans.iter().map(|p| p.path.as_str()))
+        .find_map(|path| names::split_remote_key(path).map(|(state, _)| state))
+}
+
 fn last_good_state(previous: &Evidence) -> Option<StateMeta> {
     match previous.state.as_ref().map(|s| &s.content) {
         Some(StateReading::Parsed(meta)) => Some(meta.clone()),
@@ -200,7 +220,7 @@ mod tests {
     use crate::artifact::tflock::LockOperation;
     use crate::model::{ReasonCode, Status};
     use crate::source::s3::keys::StateIdentity;
-    use crate::source::s3::poll::RemoteMarkers;
+    use crate::source::s3::poll::{RemoteMarkers, RemoteState};
     use crate::source::s3::settings::{RemoteSettings, S3Root};
 
     fn t0() -> DateTime<Utc> {
@@ -228,9 +248,11 @@ mod tests {
                 workspace: workspace.into(),
                 key,
             },
-            etag: Some("\"e\"".into()),
-            last_modified: t0(),
-            state: crate::artifact::state::parse(state),
+            state: Some(RemoteState {
+                etag: Some("\"e\"".into()),
+                last_modified: t0(),
+                content: crate::artifact::state::parse(state),
+            }),
             locks: Vec::new(),
             digest: DigestCheck::Matches,
             markers: RemoteMarkers::default(),
@@ -487,5 +509,65 @@ mod tests {
             assert!(!codes(&found).contains(&ReasonCode::ConfigChanged));
             assert!(!format!("{:?}", found).contains("CANARY"));
         }
+    }
+
+    /// The first apply of a configuration: the bucket holds `STATEKEY.iacwatch/lock.json`, and
+    /// Terraform has not written `STATEKEY` yet.
+    fn first_apply() -> RemoteWorkspace {
+        let mut ws = remote("default", ACTIVE);
+        ws.state = None;
+        ws.digest = DigestCheck::NotChecked;
+        published(&mut ws, LEASED, t0() + chrono::TimeDelta::seconds(10));
+        ws
+    }
+
+    #[test]
+    fn a_workspace_with_only_a_published_lock_is_provisioning() {
+        let found = one(first_apply(), t0() + chrono::TimeDelta::seconds(12));
+        assert_eq!(found.verdict.status, Status::Provisioning);
+        assert!(codes(&found).contains(&ReasonCode::PipelineLock), "{:?}", codes(&found));
+        assert!(found.evidence.state.is_none());
+        assert_eq!(bucket_state_key(&found.evidence), Some("prod/app/terraform.tfstate"));
+    }
+
+    #[test]
+    fn a_first_apply_whose_lease_expired_is_failed() {
+        let found = one(first_apply(), t0() + chrono::TimeDelta::seconds(14));
+        assert_eq!(found.verdict.status, Status::Failed);
+        assert!(codes(&found).contains(&ReasonCode::DeadPipeline), "{:?}", codes(&found));
+    }
+
+    #[test]
+    fn a_failed_first_apply_leaves_a_failed_workspace() {
+        let mut ws = first_apply();
+        ws.markers.lock = None;
+        ws.markers.last_run = Some(Artifact {
+            path: "prod/app/terraform.tfstate.iacwatch/last-run.json".into(),
+            modified: t0(),
+            content: crate::artifact::marker::parse_last_run(
+                br#"{"operation":"provision","outcome":"failed","exit_code":1}"#,
+            ),
+        });
+        let found = one(ws, t0() + chrono::TimeDelta::seconds(5));
+        assert_eq!(found.verdict.status, Status::Failed, "{:?}", codes(&found));
+        assert!(
+            codes(&found).contains(&ReasonCode::LastRunFailed),
+            "{:?}",
+            codes(&found)
+        );
+    }
+
+    #[test]
+    fn the_state_object_that_appears_is_the_same_workspace() {
+        let before = one(first_apply(), t0() + chrono::TimeDelta::seconds(12));
+        let mut ws = first_apply();
+        ws.state = remote("default", ACTIVE).state;
+        let after = one(ws, t0() + chrono::TimeDelta::seconds(12));
+        assert_eq!(before.id, after.id);
+        assert_eq!(
+            (before.path.as_str(), before.name.as_str()),
+            (after.path.as_str(), after.name.as_str())
+        );
+        assert!(after.evidence.state.is_some());
     }
 }

@@ -15,7 +15,7 @@ use super::client::S3Client;
 use super::env::AwsEnvironment;
 use super::error::RemoteError;
 use super::poll::Poller;
-use super::read::{root_problem, workspaces};
+use super::read::{bucket_state_key, root_problem, workspaces};
 use super::settings::RemoteRoot;
 use crate::classify::Policy;
 use crate::shard::Shard;
@@ -202,7 +202,7 @@ impl RootWatch {
                     // Filtered and sent under the claims: a directory's claim lands before or after.
                     let claims = self.claims.hold();
                     found.retain(|w| {
-                        let key = w.evidence.state.as_ref().map(|s| s.path.as_str());
+                        let key = bucket_state_key(&w.evidence);
                         !key.is_some_and(|k| claims.claimed(bucket, k))
                     });
                     sink.root_up(&url, true);

@@ -154,6 +154,40 @@ fn serve_shows_a_published_run_and_plan_from_the_bucket() {
 }
 
 #[test]
+fn the_first_apply_of_a_new_configuration_is_provisioning_before_its_state_exists() {
+    let (Some(s3), Some(moto)) = (SeaweedFs::start(), Moto::start()) else {
+        return;
+    };
+    let Some(ws) = Workspace::new(&main_tf(&s3, &moto, &slow_resources())) else {
+        return;
+    };
+    let daemon = daemon(&s3, &moto);
+    let apply = ["apply", "-auto-approve", "-input=false", "-no-color"];
+    let mut child = ws.spawn(wrapper(&ws, "provision", &[], &apply), "apply.log");
+    let seen = eventually(Duration::from_secs(60), "provisioning", || {
+        status_is(&daemon, "provisioning")
+    });
+    let lock = reason(&seen, "pipeline_lock").expect("pipeline_lock");
+    assert_eq!(lock["artifact"], LOCK_KEY, "{seen:#}");
+    // Terraform writes the state only once the slow step is done: none is in the bucket yet.
+    let client = s3.client("s3://tfstate", s3.settings());
+    let keys: Vec<String> = super::servers::runtime()
+        .block_on(client.list())
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert!(!keys.iter().any(|k| k == KEY), "{keys:?}");
+    std::fs::write(ws.path().join("go"), "").unwrap();
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{}", ws.log("apply.log"));
+    let done = eventually(Duration::from_secs(30), "active", || status_is(&daemon, "active"));
+    assert_eq!(done["id"], seen["id"], "{done:#}");
+    assert_eq!(done["last_run"]["outcome"], "succeeded", "{done:#}");
+    assert_nothing_leaks(&daemon);
+}
+
+#[test]
 fn a_runner_killed_mid_run_is_failed_once_its_lease_runs_out() {
     let (Some(s3), Some(moto)) = (SeaweedFs::start(), Moto::start()) else {
         return;

@@ -59,12 +59,18 @@ fn a_steady_poll_gets_nothing_and_a_change_gets_one_object() {
         ]
     );
     let default = &first.workspaces[0];
-    assert_eq!(default.state.as_ref().unwrap().resources, Some(1));
+    assert_eq!(
+        default.state.as_ref().unwrap().content.as_ref().unwrap().resources,
+        Some(1)
+    );
     assert_eq!(default.digest, DigestCheck::Matches);
     assert_eq!(default.locks.len(), 1);
     assert_eq!(default.locks[0].source, LockSource::Table);
     let qa = &first.workspaces[1];
-    assert_eq!(qa.state.as_ref().unwrap_err().kind(), "truncated");
+    assert_eq!(
+        qa.state.as_ref().unwrap().content.as_ref().unwrap_err().kind(),
+        "truncated"
+    );
     assert_eq!(qa.digest, DigestCheck::Differs);
     assert_eq!(qa.locks[0].source, LockSource::Object);
     assert!(!format!("{first:?}").contains(CANARY), "no state value kept");
@@ -85,7 +91,17 @@ fn a_steady_poll_gets_nothing_and_a_change_gets_one_object() {
     let third = rt.block_on(poller.poll()).unwrap();
     assert_eq!(poller.client().counts().requests() - before, 3, "LIST + one GET + Scan");
     assert_eq!(third.workspaces.len(), 2);
-    assert_eq!(third.workspaces[0].state.as_ref().unwrap().serial, Some(8));
+    assert_eq!(
+        third.workspaces[0]
+            .state
+            .as_ref()
+            .unwrap()
+            .content
+            .as_ref()
+            .unwrap()
+            .serial,
+        Some(8)
+    );
     assert_eq!(third.workspaces[0].digest, DigestCheck::Differs);
     assert!(third.problems.is_empty());
 
