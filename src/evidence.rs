@@ -80,6 +80,10 @@ pub struct Evidence {
     pub newest_config: Option<Stamp>,
     /// Backend type from `.terraform/terraform.tfstate` (`s3` for a workspace of a bucket root).
     pub backend: Option<String>,
+    /// True when the state was looked for where the backend keeps it (a workspace of a bucket
+    /// root, or a directory whose bucket was read): no state then means none was written yet, not
+    /// that it is out of sight.
+    pub remote_state_read: bool,
     /// Since when the remote lock table's digest of the state (`-md5` item) has differed from the
     /// state object read: Terraform refuses such a state once its second write is overdue.
     pub state_digest_mismatch: Option<DateTime<Utc>>,

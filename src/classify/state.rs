@@ -9,6 +9,11 @@ impl Classification<'_> {
     pub(super) fn state(&mut self) {
         let evidence = self.evidence;
         let Some(artifact) = &evidence.state else {
+            if evidence.remote_state_read {
+                let message = "no state object in the bucket yet".into();
+                self.hold(ReasonCode::NoState, message, None);
+                return;
+            }
             if evidence.remote_backend() {
                 let backend = evidence.backend.as_deref().unwrap_or("remote");
                 self.hold(

@@ -236,6 +236,7 @@ pub(crate) fn read_directory(
             crash_log: crash_log.clone().filter(|_| is_selected),
             newest_config: newest_config.clone(),
             backend: backend.clone(),
+            remote_state_read: false,
             state_digest_mismatch: None,
             problems: problems.clone(),
         };

@@ -216,6 +216,7 @@ fn merge(local: Option<&Evidence>, shared: Option<&Evidence>, remote: Evidence) 
         terraform_lock: remote.terraform_lock.or(base.terraform_lock.clone()),
         state_digest_mismatch: remote.state_digest_mismatch,
         backend: Some(BACKEND.to_owned()),
+        remote_state_read: remote.remote_state_read,
         ..base
     }
 }

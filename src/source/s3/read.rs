@@ -167,6 +167,7 @@ pub(super) fn evidence(
         previous_state: previous.and_then(last_good_state),
         terraform_lock,
         backend: Some(BACKEND.to_owned()),
+        remote_state_read: true,
         state_digest_mismatch,
         ..Evidence::default()
     }
@@ -528,6 +529,17 @@ mod tests {
         assert!(codes(&found).contains(&ReasonCode::PipelineLock), "{:?}", codes(&found));
         assert!(found.evidence.state.is_none());
         assert_eq!(bucket_state_key(&found.evidence), Some("prod/app/terraform.tfstate"));
+        // The state was looked for in the bucket: not "out of sight", just not written yet.
+        let no_state = found.verdict.reasons.iter().find(|r| r.code == ReasonCode::NoState);
+        assert_eq!(
+            no_state.map(|r| r.message.as_str()),
+            Some("no state object in the bucket yet")
+        );
+        assert!(
+            !codes(&found).contains(&ReasonCode::RemoteStateNotVisible),
+            "{:?}",
+            codes(&found)
+        );
     }
 
     #[test]
