@@ -360,6 +360,14 @@ mod tests {
         w.verdict.reasons.iter().map(|r| r.code).collect()
     }
 
+    /// The message of the reason `code` of `w`; fails the test when there is none.
+    fn message(w: &Workspace, code: ReasonCode) -> &str {
+        let reason = w.verdict.reasons.iter().find(|r| r.code == code);
+        reason
+            .map(|r| r.message.as_str())
+            .unwrap_or_else(|| panic!("no {code} in {:?}", codes(w)))
+    }
+
     /// Heartbeat at t0 + 10 s, lease 3 s: live through t0 + 13 s, dead strictly after.
     const LEASED: &[u8] = br#"{"operation":"provision","started_at":"2026-01-01T00:00:00Z","pid":7,"host":"runner-1","heartbeat_at":"2026-01-01T00:00:10Z","lease_seconds":3}"#;
 
@@ -431,13 +439,8 @@ mod tests {
         assert_eq!(live.verdict.status, Status::Provisioning);
         let dead = one(ws, t0() + chrono::TimeDelta::seconds(20));
         assert_eq!(dead.verdict.status, Status::Failed);
-        let lock_reason = dead
-            .verdict
-            .reasons
-            .iter()
-            .find(|r| r.code == ReasonCode::DeadLock)
-            .expect("dead_lock");
-        assert!(lock_reason.message.contains("lease expired"), "{}", lock_reason.message);
+        let lock_reason = message(&dead, ReasonCode::DeadLock);
+        assert!(lock_reason.contains("lease expired"), "{lock_reason}");
         assert!(dead.verdict.flags.locked);
     }
 
@@ -465,13 +468,8 @@ mod tests {
         published(&mut ws, br#"{"operation":"provision","started_at":"#, t0());
         let found = one(ws, t0() + chrono::TimeDelta::seconds(5));
         assert_eq!(found.verdict.status, Status::Active);
-        let reason = found
-            .verdict
-            .reasons
-            .iter()
-            .find(|r| r.code == ReasonCode::ArtifactUnreadable)
-            .expect("artifact_unreadable");
-        assert!(reason.message.contains("pipeline lock"), "{}", reason.message);
+        let reason = message(&found, ReasonCode::ArtifactUnreadable);
+        assert!(reason.contains("pipeline lock"), "{reason}");
     }
 
     const PLAN_WITH_CHANGES: &[u8] = br#"{"format_version":"1.0","terraform_version":"1.0.3","resource_changes":[{"address":"t.n","mode":"managed","type":"t","name":"n","change":{"actions":["create"],"after":{"secret":"CANARY"}}}]}"#;
