@@ -1,7 +1,7 @@
 //! Byte classes of a block of input, one bit a byte, for the scanner ([`super::scan`]): in a
-//! 64-byte block of string bytes the quotes, backslashes and control characters, and which bytes
-//! an escape's backslash makes escaped; in a 16-byte block of white space the first byte that is
-//! not JSON white space.
+//! block of string bytes the quotes, backslashes and control characters (16 bytes for the start
+//! of a string, 64 for the rest), and which bytes an escape's backslash makes escaped; in a
+//! 16-byte block of white space the first byte that is not JSON white space.
 //!
 //! On x86_64 with SSE2 (part of its baseline, so there is nothing to detect at run time), on
 //! every other target with the same masks computed eight bytes at a time in a `u64` (SWAR); the
@@ -26,6 +26,35 @@ pub(super) fn masks(block: &[u8; 64]) -> Masks {
     #[cfg(not(target_arch = "x86_64"))]
     {
         swar::masks(block)
+    }
+}
+
+/// Bit k set when byte k of `block` is a quote, a backslash or a control character: where a
+/// run of plain string bytes ends.
+#[inline]
+pub(super) fn stops16(block: &[u8; 16]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        stops16_sse2(block)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        swar::stops16(block)
+    }
+}
+
+/// The quotes of a 64-byte block, and its backslashes and control characters together: when the
+/// second mask is empty, as in most blocks of a long string, the quotes are all there is to know.
+#[inline]
+pub(super) fn quotes_and_others(block: &[u8; 64]) -> (u64, u64) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        quotes_and_others_sse2(block)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let masks = swar::masks(block);
+        (masks.quote, masks.backslash | masks.control)
     }
 }
 
@@ -97,6 +126,45 @@ fn masks_sse2(block: &[u8; 64]) -> Masks {
 
 #[cfg(target_arch = "x86_64")]
 #[inline]
+fn stops16_sse2(block: &[u8; 16]) -> u32 {
+    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8};
+    // SAFETY: SSE2 is part of the x86_64 baseline; the unaligned load reads exactly the 16 bytes
+    // `block` borrows.
+    let stops = unsafe {
+        let v = _mm_loadu_si128(block.as_ptr().cast());
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        let control = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f));
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control))
+    };
+    u32::from(stops as u16)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn quotes_and_others_sse2(block: &[u8; 64]) -> (u64, u64) {
+    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8};
+    let (mut quotes, mut others) = (0, 0);
+    for (k, part) in block.chunks_exact(16).enumerate() {
+        // SAFETY: SSE2 is part of the x86_64 baseline; `part` is 16 bytes long (chunks_exact),
+        // exactly what the unaligned load reads.
+        let (quote, other) = unsafe {
+            let v = _mm_loadu_si128(part.as_ptr().cast());
+            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            let control = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f));
+            (
+                _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8))),
+                _mm_movemask_epi8(_mm_or_si128(backslash, control)),
+            )
+        };
+        quotes |= u64::from(quote as u16) << (16 * k);
+        others |= u64::from(other as u16) << (16 * k);
+    }
+    (quotes, others)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
 fn not_blank_sse2(block: &[u8; 16]) -> u32 {
     use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8};
     // SAFETY: SSE2 is part of the x86_64 baseline; the unaligned load reads exactly the 16 bytes
@@ -162,6 +230,13 @@ mod swar {
         masks
     }
 
+    pub(super) fn stops16(block: &[u8; 16]) -> u32 {
+        let mut wide = [0; 64];
+        wide[..16].copy_from_slice(block);
+        let masks = masks(&wide);
+        (masks.quote | masks.backslash | masks.control) as u32 & 0xffff
+    }
+
     pub(super) fn not_blank(block: &[u8; 16]) -> u32 {
         let mut mask = 0;
         for (k, part) in block.chunks_exact(8).enumerate() {
@@ -213,6 +288,11 @@ mod tests {
                     .filter(|&k| !matches!(half[k], b' ' | b'\n' | b'\t' | b'\r'))
                     .fold(0u32, |m, k| m | 1 << k);
                 assert_eq!(not_blank(&half), blank, "{half:?}");
+                let stops = expected.quote | expected.backslash | expected.control;
+                assert_eq!(stops16(&half), stops as u32 & 0xffff, "{half:?}");
+                assert_eq!(swar::stops16(&half), stops as u32 & 0xffff, "{half:?}");
+                let others = expected.backslash | expected.control;
+                assert_eq!(quotes_and_others(&block), (expected.quote, others), "{block:?}");
                 assert_eq!(swar::not_blank(&half), blank, "{half:?}");
             }
         }

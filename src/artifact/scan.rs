@@ -32,8 +32,16 @@ pub(crate) struct Scanner<'a> {
 
 /// Checks the escape whose backslash precedes byte `at` (that byte is the escape's letter):
 /// one of JSON's escapes, `\u` with four hex digits.
-#[inline]
+#[inline(always)]
 fn check_escape(b: &[u8], at: usize) -> Scan<()> {
+    // The escapes of JSON text held in a string, the most frequent, without a call.
+    match b.get(at) {
+        Some(b'"' | b'\\') => Ok(()),
+        _ => check_other_escape(b, at),
+    }
+}
+
+fn check_other_escape(b: &[u8], at: usize) -> Scan<()> {
     match *b.get(at).ok_or(Bail)? {
         b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Ok(()),
         b'u' => match b.get(at + 1..at + 5) {
@@ -49,11 +57,15 @@ fn check_escape(b: &[u8], at: usize) -> Scan<()> {
 /// offset of the closing quote when the block holds it. Every escape before it is checked, and
 /// `escaped` set when there is one; `carry` is the odd backslash run across blocks
 /// ([`block::escaped`]).
-#[inline]
+#[inline(always)]
 fn string_block(b: &[u8], block: &[u8; 64], i: usize, carry: &mut bool, escaped: &mut bool) -> Scan<Option<usize>> {
+    let (quotes, others) = block::quotes_and_others(block);
+    if others == 0 && !*carry {
+        return Ok((quotes != 0).then(|| quotes.trailing_zeros() as usize));
+    }
     let masks = block::masks(block);
     let escapes = block::escaped(masks.backslash, carry);
-    let quotes = masks.quote & !escapes;
+    let quotes = quotes & !escapes;
     // The bytes before the first closing quote: all of them when there is none.
     let before = quotes.wrapping_sub(1) & !quotes;
     if masks.control & before != 0 {
@@ -125,12 +137,17 @@ impl<'a> Scanner<'a> {
     }
 
     /// Skips JSON white space: a newline and the indentation after it in one step of 16 bytes
-    /// (Terraform indents by two spaces a level).
+    /// (Terraform indents by two spaces a level), a lone space in one of one.
     #[inline]
     fn ws(&mut self) {
         let b = self.bytes;
         let mut i = self.pos;
         while let Some(b' ' | b'\n' | b'\t' | b'\r') = b.get(i) {
+            // One space (after a `:` in indented output) needs no block.
+            if !matches!(b.get(i + 1), Some(b' ' | b'\n' | b'\t' | b'\r')) {
+                i += 1;
+                break;
+            }
             match b.get(i..i + 16).and_then(|s| <&[u8; 16]>::try_from(s).ok()) {
                 Some(block) => match block::not_blank(block) {
                     0 => i += 16,
@@ -184,11 +201,38 @@ impl<'a> Scanner<'a> {
     }
 
     /// Skips the rest of a string whose opening quote is consumed; true when it held an escape.
-    /// 64 bytes at a time: a control character or a bad escape anywhere before the closing quote
-    /// is refused, as a byte-by-byte walk would.
+    /// The first 16 bytes in one step, then 64 bytes at a time: a control character or a bad
+    /// escape anywhere before the closing quote is refused, as a byte-by-byte walk would.
+    #[inline]
     fn string_body(&mut self) -> Scan<bool> {
         let b = self.bytes;
         let mut i = self.pos;
+        // Most strings (keys, names, identifiers) are plain and end within 16 bytes.
+        if let Some(head) = b.get(i..i + 16).and_then(|s| <&[u8; 16]>::try_from(s).ok()) {
+            match block::stops16(head) {
+                0 => i += 16,
+                stops => {
+                    let at = i + stops.trailing_zeros() as usize;
+                    match b[at] {
+                        b'"' => {
+                            self.pos = at + 1;
+                            return Ok(false);
+                        }
+                        // The blocks start at the first escape: nothing before it is escaped.
+                        b'\\' => i = at,
+                        _ => return Err(Bail),
+                    }
+                }
+            }
+        }
+        self.string_blocks(i)
+    }
+
+    /// The rest of a string's body from `b[i]`, 64 bytes at a time; apart from the head that
+    /// [`Self::string_body`] takes, so that the short strings' path stays small.
+    #[inline(never)]
+    fn string_blocks(&mut self, mut i: usize) -> Scan<bool> {
+        let b = self.bytes;
         let (mut carry, mut escaped) = (false, false);
         loop {
             let end = match b.get(i..i + 64).and_then(|s| <&[u8; 64]>::try_from(s).ok()) {
