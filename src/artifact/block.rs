@@ -127,7 +127,9 @@ fn masks_sse2(block: &[u8; 64]) -> Masks {
 #[cfg(target_arch = "x86_64")]
 #[inline]
 fn stops16_sse2(block: &[u8; 16]) -> u32 {
-    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8};
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
     // SAFETY: SSE2 is part of the x86_64 baseline; the unaligned load reads exactly the 16 bytes
     // `block` borrows.
     let stops = unsafe {
@@ -143,7 +145,9 @@ fn stops16_sse2(block: &[u8; 16]) -> u32 {
 #[cfg(target_arch = "x86_64")]
 #[inline]
 fn quotes_and_others_sse2(block: &[u8; 64]) -> (u64, u64) {
-    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8};
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
     let (mut quotes, mut others) = (0, 0);
     for (k, part) in block.chunks_exact(16).enumerate() {
         // SAFETY: SSE2 is part of the x86_64 baseline; `part` is 16 bytes long (chunks_exact),
