@@ -1,10 +1,12 @@
 //! `serve`'s history: opened at start-up (what the store continues from, where the counter of
-//! transitions starts), then every batch's transitions recorded in one transaction and only then
-//! sent on the feed, pruned on the history's schedule.
+//! transitions starts), then recorded on a thread of its own: the writer's loop hands each applied
+//! batch over ([`Handoff`]) and goes on; the history's thread writes what is queued in one
+//! transaction, in order, and only then sends it on the feed; pruned on the history's schedule.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
@@ -58,33 +60,141 @@ pub fn open(config: &HistoryConfig, telemetry: &Telemetry) -> Result<Option<Open
     }))
 }
 
-/// The writer's side: records and publishes.
+/// The history's thread's side: records and publishes.
 pub struct Recorder {
     history: History,
     http: Arc<HistoryState>,
     next_prune: Instant,
 }
 
+/// One applied batch, as the history needs it: its transitions and the counts after it.
+struct Entry {
+    transitions: Vec<history::Transition>,
+    summary: SummaryDocument,
+}
+
+/// How far the history's thread has come: batches are numbered from 1 as they are handed over.
+#[derive(Default)]
+struct Progress {
+    handed: AtomicU64,
+    /// The last batch written (or given up on, when its write failed) and sent on the feed.
+    done: Mutex<u64>,
+    changed: Condvar,
+}
+
+impl Progress {
+    /// Waits until batch `number` is done, at most `limit`; whether it is.
+    fn wait_for(&self, number: u64, limit: Duration) -> bool {
+        let done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        let (done, _) = self
+            .changed
+            .wait_timeout_while(done, limit, |done| *done < number)
+            .unwrap_or_else(|e| e.into_inner());
+        *done >= number
+    }
+
+    fn finished(&self, number: u64) {
+        *self.done.lock().unwrap_or_else(|e| e.into_inner()) = number;
+        self.changed.notify_all();
+    }
+}
+
+/// The writer's side: hands each batch to the history's thread without waiting for its commit,
+/// so that a slow `fsync` never holds back the next batch.
+pub struct Handoff {
+    queue: mpsc::Sender<(u64, Entry)>,
+    progress: Arc<Progress>,
+}
+
+/// What `serve` keeps to let the history finish at shutdown.
+pub struct Drain {
+    progress: Arc<Progress>,
+}
+
+/// Starts the history's thread.
+pub fn spawn(recorder: Recorder) -> std::io::Result<(Handoff, Drain)> {
+    let (queue, queued) = mpsc::channel();
+    let progress = Arc::new(Progress::default());
+    std::thread::Builder::new().name("iacwatch-history".into()).spawn({
+        let progress = progress.clone();
+        move || recorder.run(&queued, &progress)
+    })?;
+    let drain = Drain {
+        progress: progress.clone(),
+    };
+    Ok((Handoff { queue, progress }, drain))
+}
+
+impl Handoff {
+    /// Hands a batch's transitions and the counts of `snapshot` (the store after it) over;
+    /// returns its number, for [`Handoff::wait`].
+    pub fn send(&mut self, applied: &Applied, snapshot: &store::Snapshot) -> u64 {
+        let counts = Counts::of(snapshot.workspaces.values().map(|e| e.workspace.verdict.status));
+        let entry = Entry {
+            transitions: applied.transitions.iter().map(convert).collect(),
+            summary: SummaryDocument {
+                generated_at: report::rfc3339(snapshot.updated_at.unwrap_or_else(Utc::now)),
+                total: snapshot.workspaces.len() as u64,
+                counts,
+            },
+        };
+        let number = self.progress.handed.fetch_add(1, Ordering::AcqRel) + 1;
+        if self.queue.send((number, entry)).is_err() {
+            // The thread is gone (it never panics on a failed write): nothing will wait for it.
+            self.progress.finished(number);
+        }
+        number
+    }
+
+    /// Waits until batch `number` is committed and sent on the feed, at most `limit`.
+    pub fn wait(&self, number: u64, limit: Duration) -> bool {
+        self.progress.wait_for(number, limit)
+    }
+}
+
+impl Drain {
+    /// Waits until every batch handed over so far is written, at most `limit`; how many are not.
+    pub fn drain(&self, limit: Duration) -> u64 {
+        let handed = self.progress.handed.load(Ordering::Acquire);
+        self.progress.wait_for(handed, limit);
+        let done = *self.progress.done.lock().unwrap_or_else(|e| e.into_inner());
+        handed.saturating_sub(done)
+    }
+}
+
 impl Recorder {
-    /// Records a batch's transitions, then sends them and the counts on the feed.
-    pub fn after(&mut self, applied: &Applied, snapshot: &store::Snapshot) {
-        if !applied.transitions.is_empty() {
-            let batch: Vec<history::Transition> = applied.transitions.iter().map(convert).collect();
-            match self.history.record(&batch) {
-                Ok(stored) => {
-                    for s in &stored {
-                        self.http.send(FeedEvent::transition(s));
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, kind = e.kind(), "recording transitions failed"),
+    /// Writes what is queued, a transaction at a time, until the writer's side is gone.
+    fn run(mut self, queued: &mpsc::Receiver<(u64, Entry)>, progress: &Progress) {
+        while let Ok(first) = queued.recv() {
+            let mut entries = vec![first];
+            entries.extend(queued.try_iter());
+            self.write(&entries);
+            if let Some((last, _)) = entries.last() {
+                progress.finished(*last);
             }
         }
-        let counts = Counts::of(snapshot.workspaces.values().map(|e| e.workspace.verdict.status));
-        self.http.send(FeedEvent::summary(&SummaryDocument {
-            generated_at: report::rfc3339(snapshot.updated_at.unwrap_or_else(Utc::now)),
-            total: snapshot.workspaces.len() as u64,
-            counts,
-        }));
+    }
+
+    /// Records the transitions of several batches in one transaction, in order, then sends each
+    /// batch's transitions and counts on the feed: a feed client never sees what a crash could
+    /// still lose.
+    fn write(&mut self, entries: &[(u64, Entry)]) {
+        let batch: Vec<history::Transition> =
+            entries.iter().flat_map(|(_, e)| e.transitions.iter().cloned()).collect();
+        let stored = match self.history.record(&batch) {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::error!(error = %e, kind = e.kind(), "recording transitions failed");
+                Vec::new()
+            }
+        };
+        let mut stored = stored.iter();
+        for (_, entry) in entries {
+            for s in stored.by_ref().take(entry.transitions.len()) {
+                self.http.send(FeedEvent::transition(s));
+            }
+            self.http.send(FeedEvent::summary(&entry.summary));
+        }
         if Instant::now() >= self.next_prune {
             self.next_prune = Instant::now() + PRUNE_EVERY;
             if let Err(e) = self.history.prune(Utc::now()) {
