@@ -106,6 +106,7 @@ fn a_restart_keeps_status_since_and_is_no_transition() {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let mut first = Daemon::builder().data_dir(&dir).root(fleet.path()).start();
     let drifted_since = since_of(&first, "drifted/ws");
+    // Read at once: the first scan is committed before the store says it is ready.
     let before = transitions(&first, "");
     assert_eq!(before.len(), 3, "{before:#?}");
     let appeared = before.iter().find(|t| t["path"] == "drifted/ws").unwrap();
