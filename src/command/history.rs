@@ -1,7 +1,8 @@
 //! `serve`'s history: opened at start-up (what the store continues from, where the counter of
-//! transitions starts), then recorded on a thread of its own: the writer's loop hands each applied
-//! batch over ([`Handoff`]) and goes on; the history's thread writes what is queued in one
-//! transaction, in order, and only then sends it on the feed; pruned on the history's schedule.
+//! transitions starts), then recorded on a thread of its own: the writer's loop sends each batch's
+//! counts on the feed, hands its transitions over ([`Handoff`]) and goes on; the history's thread
+//! writes what is queued in one transaction, in order, and only then sends those transitions on
+//! the feed; pruned on the history's schedule.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,11 +68,8 @@ pub struct Recorder {
     next_prune: Instant,
 }
 
-/// One applied batch, as the history needs it: its transitions and the counts after it.
-struct Entry {
-    transitions: Vec<history::Transition>,
-    summary: SummaryDocument,
-}
+/// The transitions of one applied batch.
+type Entry = Vec<history::Transition>;
 
 /// How far the history's thread has come: batches are numbered from 1 as they are handed over.
 #[derive(Default)]
@@ -104,6 +102,7 @@ impl Progress {
 pub struct Handoff {
     queue: mpsc::Sender<(u64, Entry)>,
     progress: Arc<Progress>,
+    http: Arc<HistoryState>,
 }
 
 /// What `serve` keeps to let the history finish at shutdown.
@@ -115,6 +114,7 @@ pub struct Drain {
 pub fn spawn(recorder: Recorder) -> std::io::Result<(Handoff, Drain)> {
     let (queue, queued) = mpsc::channel();
     let progress = Arc::new(Progress::default());
+    let http = recorder.http.clone();
     std::thread::Builder::new().name("iacwatch-history".into()).spawn({
         let progress = progress.clone();
         move || recorder.run(&queued, &progress)
@@ -122,22 +122,24 @@ pub fn spawn(recorder: Recorder) -> std::io::Result<(Handoff, Drain)> {
     let drain = Drain {
         progress: progress.clone(),
     };
-    Ok((Handoff { queue, progress }, drain))
+    Ok((Handoff { queue, progress, http }, drain))
 }
 
 impl Handoff {
-    /// Hands a batch's transitions and the counts of `snapshot` (the store after it) over;
-    /// returns its number, for [`Handoff::wait`].
+    /// Sends the counts of `snapshot` (the store after the batch) on the feed at once: they say
+    /// what the API already shows. Hands the batch's transitions over, to be sent once committed;
+    /// returns the number of the last batch handed over, for [`Handoff::wait`].
     pub fn send(&mut self, applied: &Applied, snapshot: &store::Snapshot) -> u64 {
         let counts = Counts::of(snapshot.workspaces.values().map(|e| e.workspace.verdict.status));
-        let entry = Entry {
-            transitions: applied.transitions.iter().map(convert).collect(),
-            summary: SummaryDocument {
-                generated_at: report::rfc3339(snapshot.updated_at.unwrap_or_else(Utc::now)),
-                total: snapshot.workspaces.len() as u64,
-                counts,
-            },
-        };
+        self.http.send(FeedEvent::summary(&SummaryDocument {
+            generated_at: report::rfc3339(snapshot.updated_at.unwrap_or_else(Utc::now)),
+            total: snapshot.workspaces.len() as u64,
+            counts,
+        }));
+        if applied.transitions.is_empty() {
+            return self.progress.handed.load(Ordering::Acquire);
+        }
+        let entry: Entry = applied.transitions.iter().map(convert).collect();
         let number = self.progress.handed.fetch_add(1, Ordering::AcqRel) + 1;
         if self.queue.send((number, entry)).is_err() {
             // The thread is gone (it never panics on a failed write): nothing will wait for it.
@@ -175,12 +177,10 @@ impl Recorder {
         }
     }
 
-    /// Records the transitions of several batches in one transaction, in order, then sends each
-    /// batch's transitions and counts on the feed: a feed client never sees what a crash could
-    /// still lose.
+    /// Records the transitions of several batches in one transaction, in order, then sends them
+    /// on the feed: a feed client never sees a transition that a crash could still lose.
     fn write(&mut self, entries: &[(u64, Entry)]) {
-        let batch: Vec<history::Transition> =
-            entries.iter().flat_map(|(_, e)| e.transitions.iter().cloned()).collect();
+        let batch: Vec<history::Transition> = entries.iter().flat_map(|(_, e)| e.iter().cloned()).collect();
         let stored = match self.history.record(&batch) {
             Ok(stored) => stored,
             Err(e) => {
@@ -188,12 +188,8 @@ impl Recorder {
                 Vec::new()
             }
         };
-        let mut stored = stored.iter();
-        for (_, entry) in entries {
-            for s in stored.by_ref().take(entry.transitions.len()) {
-                self.http.send(FeedEvent::transition(s));
-            }
-            self.http.send(FeedEvent::summary(&entry.summary));
+        for s in &stored {
+            self.http.send(FeedEvent::transition(s));
         }
         if Instant::now() >= self.next_prune {
             self.next_prune = Instant::now() + PRUNE_EVERY;
