@@ -167,21 +167,21 @@ impl Drain {
 impl Recorder {
     /// Writes what is queued, a transaction at a time, until the writer's side is gone.
     fn run(mut self, queued: &mpsc::Receiver<(u64, Entry)>, progress: &Progress) {
-        while let Ok(first) = queued.recv() {
-            let mut entries = vec![first];
-            entries.extend(queued.try_iter());
-            self.write(&entries);
-            if let Some((last, _)) = entries.last() {
-                progress.finished(*last);
+        while let Ok((mut last, mut batch)) = queued.recv() {
+            // What queued up while the last commit took its time goes in one transaction.
+            for (number, more) in queued.try_iter() {
+                last = number;
+                batch.extend(more);
             }
+            self.write(&batch);
+            progress.finished(last);
         }
     }
 
     /// Records the transitions of several batches in one transaction, in order, then sends them
     /// on the feed: a feed client never sees a transition that a crash could still lose.
-    fn write(&mut self, entries: &[(u64, Entry)]) {
-        let batch: Vec<history::Transition> = entries.iter().flat_map(|(_, e)| e.iter().cloned()).collect();
-        let stored = match self.history.record(&batch) {
+    fn write(&mut self, batch: &[history::Transition]) {
+        let stored = match self.history.record(batch) {
             Ok(stored) => stored,
             Err(e) => {
                 tracing::error!(error = %e, kind = e.kind(), "recording transitions failed");
@@ -212,5 +212,66 @@ fn convert(t: &store::Transition) -> history::Transition {
         from: t.from,
         to: t.to,
         reasons: t.reasons.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Transition, Writer};
+
+    fn appeared(path: &str) -> Applied {
+        let now = Utc::now();
+        Applied {
+            transitions: vec![Transition {
+                at: now,
+                since: now,
+                key: ("root".into(), path.into(), "default".into()),
+                id: format!("id-{path}"),
+                from: None,
+                to: Some(Status::Active),
+                reasons: Vec::new(),
+            }],
+            new_errors: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_writer_hands_over_without_waiting_and_held_back_batches_are_recorded_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = HistoryConfig {
+            enabled: true,
+            data_dir: Some(dir.path().to_owned()),
+            retention: history::DEFAULT_RETENTION,
+        };
+        let opened = open(&config, &Telemetry::default()).unwrap().unwrap();
+        let (mut handoff, drain) = spawn(opened.recorder).unwrap();
+        // Another connection holds the write lock: no commit can go through.
+        let lock = rusqlite::Connection::open(dir.path().join(history::DATABASE_FILE)).unwrap();
+        lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let snapshot = Writer::new().snapshot();
+        let first = handoff.send(&appeared("a"), &snapshot);
+        let second = handoff.send(&appeared("b"), &snapshot);
+        // A batch without transitions is nothing to wait for but what came before it.
+        assert_eq!(handoff.send(&Applied::default(), &snapshot), second);
+        assert_eq!((first, second), (1, 2));
+        assert!(
+            !handoff.wait(first, Duration::from_millis(200)),
+            "committed through a held lock"
+        );
+        lock.execute_batch("ROLLBACK").unwrap();
+        assert!(
+            handoff.wait(second, Duration::from_secs(4)),
+            "not committed once the lock is gone"
+        );
+        assert_eq!(drain.drain(Duration::from_secs(1)), 0);
+        let paths: String = lock
+            .query_row(
+                "SELECT group_concat(path) FROM (SELECT path FROM transitions ORDER BY event_id)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(paths, "a,b");
     }
 }
