@@ -17,6 +17,12 @@ use crate::store::Writer;
 use crate::store::feed::{Batch, Loop};
 use crate::telemetry::Telemetry;
 
+/// How long the first scan's batches wait for the history's commit at most.
+const FIRST_SCAN_COMMIT: Duration = Duration::from_secs(60);
+
+/// How long the history may take at shutdown to write what is queued.
+const HISTORY_DRAIN: Duration = Duration::from_secs(2);
+
 pub fn main(config: ServeConfig) -> anyhow::Result<Exit> {
     crate::logging::init(config.log_format, config.log_level)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -51,12 +57,13 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         tracing::info!(address = %address, roots = %crate::logging::json(&labels), "serving");
     }
     let mut writer = Writer::new();
-    let (mut recorder, history) = match opened {
+    let (mut handoff, drain, history) = match opened {
         Some(opened) => {
             writer.resume(opened.previous);
-            (Some(opened.recorder), Some(opened.http))
+            let (handoff, drain) = super::history::spawn(opened.recorder).context("starting the history's thread")?;
+            (Some(handoff), Some(drain), Some(opened.http))
         }
-        None => (None, None),
+        None => (None, None, None),
     };
     let mut writer_loop = Loop::new(writer).with_shard(config.common.shard);
     let store = writer_loop.reader();
@@ -114,8 +121,17 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
             move || {
                 writer_loop.run(|batch| {
                     after(&batch, &telemetry);
-                    if let Some(recorder) = &mut recorder {
-                        recorder.after(batch.applied, &store.snapshot());
+                    if let Some(handoff) = &mut handoff {
+                        let snapshot = store.snapshot();
+                        let number = handoff.send(batch.applied, &snapshot);
+                        // Until the store is ready (the first scans, what vanished while the
+                        // daemon was down) the history is waited for, so that it starts complete.
+                        if !snapshot.ready && !handoff.wait(number, FIRST_SCAN_COMMIT) {
+                            tracing::warn!(
+                                waited_s = FIRST_SCAN_COMMIT.as_secs(),
+                                "the history has not recorded the first scan yet; serving without waiting for it"
+                            );
+                        }
                     }
                 })
             }
@@ -167,6 +183,12 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let deadline = std::time::Instant::now() + Duration::from_secs(1);
     while !watcher.is_finished() && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if let Some(drain) = &drain {
+        let left = drain.drain(HISTORY_DRAIN);
+        if left > 0 {
+            tracing::warn!(batches = left, "stopping before the history recorded every batch");
+        }
     }
     tracing::info!("stopped");
     Ok(())

@@ -65,7 +65,7 @@ impl History {
     }
 
     /// Records a batch in one transaction and returns it with its event ids, in order. When this
-    /// returns, the batch is on disk: only then may it be shown in the API or sent on the feed.
+    /// returns, the batch is on disk: only then may it be sent on the feed.
     pub fn record(&mut self, batch: &[Transition]) -> Result<Vec<Stored>, Error> {
         if batch.is_empty() {
             return Ok(Vec::new());

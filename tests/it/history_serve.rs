@@ -1,6 +1,6 @@
 //! The history in the real daemon: a database that cannot be opened stops `serve` with one line
-//! naming the file, `--history false` writes nothing, and a restart continues `status_since` and
-//! is no transition.
+//! naming the file, `--history false` writes nothing, a restart continues `status_since` and
+//! is no transition, and at SIGTERM what is queued for the history is written within 2 s.
 
 use std::fs;
 use std::path::Path;
@@ -106,6 +106,7 @@ fn a_restart_keeps_status_since_and_is_no_transition() {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let mut first = Daemon::builder().data_dir(&dir).root(fleet.path()).start();
     let drifted_since = since_of(&first, "drifted/ws");
+    // Read at once: the first scan is committed before the store says it is ready.
     let before = transitions(&first, "");
     assert_eq!(before.len(), 3, "{before:#?}");
     let appeared = before.iter().find(|t| t["path"] == "drifted/ws").unwrap();
@@ -191,4 +192,74 @@ fn a_restart_keeps_status_since_and_is_no_transition() {
     let (status, _) =
         crate::support::http_get(&second.address, &format!("/api/v1/workspaces/{id}/history?limit=x")).unwrap();
     assert_eq!(status, 400);
+}
+
+#[test]
+fn at_sigterm_the_history_gets_two_seconds_to_write_what_is_queued() {
+    let fleet = Fleet::new(&["active"]);
+    let state = fleet.path().join("active/ws/terraform.tfstate");
+    let saved = fs::read(&state).unwrap();
+    // First the lock goes away while the daemon stops, then it stays until the daemon is gone.
+    for (released, to) in [(true, "inactive"), (false, "active")] {
+        let mut daemon = Daemon::start(&[fleet.path()], &[]);
+        let lock = rusqlite::Connection::open(daemon.data_dir.path().join("history.db")).unwrap();
+        lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+        match to {
+            "inactive" => fs::remove_file(&state).unwrap(),
+            _ => fs::write(&state, &saved).unwrap(),
+        }
+        wait_status(&daemon, "active/ws", Some(to), Duration::from_secs(5));
+        let log = daemon.log.clone();
+        let holder = std::thread::spawn(move || {
+            if released {
+                crate::support::eventually(Duration::from_secs(5), "the daemon to log SIGTERM", || {
+                    log.lock().unwrap().iter().any(|l| l.contains("SIGTERM")).then_some(())
+                });
+                lock.execute_batch("ROLLBACK").unwrap();
+            }
+            lock
+        });
+        let asked = std::time::Instant::now();
+        assert!(daemon.terminate().success());
+        let took = asked.elapsed();
+        let lock = holder.join().unwrap();
+        if !released {
+            // The daemon did not wait for the commit longer than its 2 s (and 1 s for the watcher).
+            assert!(took < Duration::from_millis(4500), "took {took:?}");
+            crate::support::eventually(Duration::from_secs(2), "the warning of what was not written", || {
+                let log = daemon.log.lock().unwrap();
+                log.iter()
+                    .any(|l| l.contains("stopping before the history recorded every batch"))
+                    .then_some(())
+            });
+        }
+        if !released {
+            lock.execute_batch("ROLLBACK").unwrap();
+        }
+        let last: Option<String> = lock
+            .query_row(
+                "SELECT to_status FROM transitions ORDER BY event_id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        if released {
+            assert_eq!(
+                last.as_deref(),
+                Some(to),
+                "what was queued at SIGTERM is in the history"
+            );
+        } else {
+            // The state went away in the first round: the first scan found it inactive.
+            assert_eq!(
+                last.as_deref(),
+                Some("inactive"),
+                "only the first scan is in the history"
+            );
+            let count: i64 = lock
+                .query_row("SELECT count(*) FROM transitions", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(count, 1);
+        }
+    }
 }
