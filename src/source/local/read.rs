@@ -281,6 +281,16 @@ thread_local! {
     static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Frees this thread's read buffer (up to [`REUSED_UP_TO`]): the daemon's reading threads call it
+/// after a full scan, so that they do not each keep the largest file they read until the next.
+pub(crate) fn release_buffer() {
+    BUFFER.with(|cell| {
+        if let Ok(mut buf) = cell.try_borrow_mut() {
+            *buf = Vec::new();
+        }
+    });
+}
+
 /// Reads `file` (of `len` bytes when opened) whole into `buf`, which is emptied first.
 fn read_whole(file: &File, len: u64, buf: &mut Vec<u8>) -> std::io::Result<()> {
     buf.clear();

@@ -331,6 +331,9 @@ impl Watch {
             self.telemetry
                 .scan_done(ScanKind::Full.as_str(), started.elapsed().as_secs_f64());
         }
+        // Every reading thread holds the buffer of the largest file it read: give them back
+        // before the allocator's free memory is.
+        rayon::broadcast(|_| super::read::release_buffer());
         release_free_memory();
     }
 }
