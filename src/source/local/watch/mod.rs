@@ -9,6 +9,8 @@
 //! deleted and recreated, are picked up.
 
 mod hint;
+#[cfg(target_os = "linux")]
+mod inotify;
 mod locks;
 mod roots;
 
