@@ -158,7 +158,7 @@ pub(crate) fn read_directory(
     rel: &str,
     stream_above: u64,
     probe: &dyn Probe,
-    previous: &dyn Fn(&str) -> Option<crate::artifact::state::StateMeta>,
+    previous: &dyn Fn(&str) -> Option<std::sync::Arc<crate::artifact::state::StateMeta>>,
 ) -> Result<Vec<WorkspaceEvidence>, DirError> {
     let dir = discover::directory(root, rel);
     let mut listing = Listing::of(&dir).map_err(|e| DirError {
@@ -225,15 +225,18 @@ pub(crate) fn read_directory(
         let mut plans = if is_selected { dir_plans.clone() } else { Vec::new() };
         plans.extend(marker_dir.and_then(|d| reader.plan(&d.join(marker::PLAN))));
         let evidence = Evidence {
+            previous_state: state
+                .as_ref()
+                .filter(|s| s.content.wants_previous())
+                .and_then(|_| previous(&name)),
             state,
-            previous_state: previous(&name),
-            terraform_lock,
-            pipeline_lock: marker_dir.and_then(|d| reader.pipeline_lock(&d.join(marker::LOCK))),
+            terraform_lock: terraform_lock.map(Box::new),
+            pipeline_lock: marker_dir.and_then(|d| reader.pipeline_lock(&d.join(marker::LOCK)).map(Box::new)),
             pipeline_lease: None,
-            last_run: marker_dir.and_then(|d| reader.last_run(&d.join(marker::LAST_RUN))),
+            last_run: marker_dir.and_then(|d| reader.last_run(&d.join(marker::LAST_RUN)).map(Box::new)),
             plans,
-            errored_state: errored_state.clone().filter(|_| is_selected),
-            crash_log: crash_log.clone().filter(|_| is_selected),
+            errored_state: errored_state.clone().filter(|_| is_selected).map(Box::new),
+            crash_log: crash_log.clone().filter(|_| is_selected).map(Box::new),
             newest_config: newest_config.clone(),
             backend: backend.clone(),
             remote_state_read: false,
@@ -380,7 +383,7 @@ impl Reader<'_> {
     fn state(&self, path: &Path) -> Option<Artifact<StateReading>> {
         let artifact = self.parse(path, artifact::state::parse, Some(artifact::state::parse_reader))?;
         Some(artifact.map(|content| match content {
-            Ok(meta) => StateReading::Parsed(meta),
+            Ok(meta) => StateReading::Parsed(std::sync::Arc::new(meta)),
             Err(ParseError::Empty) => StateReading::Empty,
             Err(err) => StateReading::Unreadable(err),
         }))

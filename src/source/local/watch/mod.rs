@@ -362,7 +362,12 @@ fn release_free_memory() {
 }
 
 /// The last good state reading of a workspace, kept while its state file settles.
-fn previous_state(known: &dyn Known, root: &str, path: &str, name: &str) -> Option<crate::artifact::state::StateMeta> {
+fn previous_state(
+    known: &dyn Known,
+    root: &str,
+    path: &str,
+    name: &str,
+) -> Option<Arc<crate::artifact::state::StateMeta>> {
     let key: Key = (root.to_owned(), path.to_owned(), name.to_owned());
     known.workspace(&key)?.verdict.state.clone()
 }
