@@ -340,14 +340,16 @@ impl Watch {
     }
 }
 
-/// Makes the C allocator serve every buffer over 1 MiB (a state being parsed) from its own mapping,
-/// handed back to the system when freed. By default glibc raises that threshold as large blocks
-/// are freed, and the states read afterwards fragment its heaps, which then never shrink.
+/// Makes the C allocator serve every buffer over 64 KiB (a state being read and parsed, a reading
+/// thread's buffer, a batch's list of workspaces) from its own mapping, handed back to the system
+/// when freed. By default glibc raises that threshold as large blocks are freed, and the buffers
+/// of the states read afterwards, between the small records the daemon keeps, fragment its heap
+/// for good.
 fn keep_large_buffers_out_of_the_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets an allocator parameter.
     unsafe {
-        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 1 << 20);
+        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 64 << 10);
     }
 }
 
