@@ -214,10 +214,17 @@ impl Tree {
             self.moved_away();
         }
         if mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
-            // Events were lost: the root is read again whole.
+            // Events were lost, those of new directories too: the tree is walked again (a
+            // directory watched already keeps its watch) and the root read again whole.
+            let root = self.root.clone();
+            if let Err(WatchError::Limit) = self.add(&root, None) {
+                send(Err(
+                    notify::Error::new(notify::ErrorKind::MaxFilesWatch).add_path(root.clone())
+                ));
+            }
             send(Ok(notify::Event::new(EventKind::Other)
                 .set_flag(Flag::Rescan)
-                .add_path(self.root.clone())));
+                .add_path(root)));
             return;
         }
         if mask.contains(AddWatchFlags::IN_IGNORED) {
@@ -512,9 +519,12 @@ mod tests {
             cookie: 0,
             name: None,
         };
+        let unseen = r.join("made-while-events-were-lost");
+        std::fs::create_dir(&unseen).unwrap();
         tree.handle(overflow, &mut |e| got.push(e.unwrap()));
+        assert!(watched(&tree).contains(&unseen), "the tree is walked again");
         assert_eq!(got.len(), 1);
-        assert_eq!(got[0].paths, [r.clone()]);
+        assert_eq!(got[0].paths, std::slice::from_ref(&r));
         assert!(got[0].flag() == Some(Flag::Rescan));
 
         let (tx, rx) = mpsc::channel();
