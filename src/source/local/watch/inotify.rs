@@ -61,7 +61,7 @@ pub(super) fn watch(root: &Path, tx: Events) -> Result<Watcher, WatchError> {
         moving: None,
     };
     tree.add(root, None)?;
-    let (stopped, stop) = nix::unistd::pipe()?;
+    let (stopped, stop) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     std::thread::Builder::new()
         .name("iacwatch-inotify".into())
         .spawn(move || tree.run(&stopped, &tx))
