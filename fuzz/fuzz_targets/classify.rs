@@ -34,7 +34,7 @@ fn evidence(u: &mut Unstructured) -> arbitrary::Result<Evidence> {
     let mut evidence = Evidence::default();
     if bool::arbitrary(u)? {
         let data = bytes(u)?;
-        let reading = match state::parse(data) {
+        let reading = match state::parse_on(data, 1) {
             _ if data.is_empty() => StateReading::Empty,
             Ok(meta) => StateReading::Parsed(std::sync::Arc::new(meta)),
             Err(err) => StateReading::Unreadable(err),
@@ -42,7 +42,7 @@ fn evidence(u: &mut Unstructured) -> arbitrary::Result<Evidence> {
         evidence.state = Some(artifact(u, reading)?);
     }
     if bool::arbitrary(u)? {
-        evidence.previous_state = state::parse(bytes(u)?).ok().map(std::sync::Arc::new);
+        evidence.previous_state = state::parse_on(bytes(u)?, 1).ok().map(std::sync::Arc::new);
     }
     if bool::arbitrary(u)? {
         let content = tflock::parse(bytes(u)?);

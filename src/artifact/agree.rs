@@ -16,10 +16,23 @@ fn agree(bytes: &[u8]) {
     if let Some(scanned) = &scanned {
         assert_eq!(scanned, &reference, "state (scanner alone): {}", shown(bytes));
     }
-    // Walked in pieces on several threads, with pieces small enough to split this document.
+    assert_eq!(
+        state::parse_on(bytes, 1),
+        reference,
+        "state (one thread): {}",
+        shown(bytes)
+    );
+    // Walked in pieces small enough to split this document, on two threads and on one.
     for piece in [1, 7, 64] {
-        let pieces = state::parse_scanned_in_pieces(bytes, piece);
-        assert_eq!(pieces, scanned, "state (in pieces of {piece}): {}", shown(bytes));
+        for threads in [1, 2] {
+            let pieces = state::parse_scanned_in_pieces(bytes, piece, threads);
+            assert_eq!(
+                pieces,
+                scanned,
+                "state (pieces of {piece}, {threads} threads): {}",
+                shown(bytes)
+            );
+        }
     }
     let reference = plan::parse_with_serde_json(bytes);
     assert_eq!(plan::parse(bytes), reference, "plan: {}", shown(bytes));

@@ -10,6 +10,7 @@
 #[cfg(test)]
 mod agree;
 pub mod backend;
+mod block;
 pub mod marker;
 pub mod plan;
 mod scan;

@@ -192,15 +192,15 @@ fn scan(bytes: &[u8]) -> Scan<Facts<'_>> {
     let mut seen = 0;
     s.object(|s, key| {
         let field = match key {
-            "format_version" => 0,
-            "terraform_version" => 1,
-            "errored" => 2,
-            "resource_changes" => 3,
-            "resource_drift" => 4,
-            "output_changes" => 5,
-            "planned_values" => 6,
-            "prior_state" => 7,
-            "configuration" => 8,
+            b"format_version" => 0,
+            b"terraform_version" => 1,
+            b"errored" => 2,
+            b"resource_changes" => 3,
+            b"resource_drift" => 4,
+            b"output_changes" => 5,
+            b"planned_values" => 6,
+            b"prior_state" => 7,
+            b"configuration" => 8,
             _ => return s.skip_value(),
         };
         first_sight(&mut seen, field)?;
@@ -269,7 +269,7 @@ impl Actions {
 fn scan_resource_change(s: &mut Scanner<'_>) -> Scan<Option<Actions>> {
     let (mut change, mut seen) = (None, 0);
     s.object(|s, key| match key {
-        "change" => {
+        b"change" => {
             first_sight(&mut seen, 0)?;
             change = if s.null()? { None } else { Some(scan_change(s)?) };
             Ok(())
@@ -288,7 +288,7 @@ fn scan_change(s: &mut Scanner<'_>) -> Scan<Actions> {
     };
     let mut seen = 0;
     s.object(|s, key| match key {
-        "actions" => {
+        b"actions" => {
             first_sight(&mut seen, 0)?;
             s.array(|s| {
                 let action = match s.opt_str()?.ok_or(Bail)? {

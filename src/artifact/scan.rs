@@ -15,6 +15,8 @@
 //! (else [`Bail`]). Skipping is iterative, so nesting depth costs memory of one bit-sized entry a
 //! level, never stack.
 
+use super::block;
+
 /// The scanner gives the document to serde_json (see the module's documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Bail;
@@ -28,75 +30,56 @@ pub(crate) struct Scanner<'a> {
     stack: Vec<bool>,
 }
 
-#[inline]
-fn is_stop(c: u8) -> bool {
-    (c == b'"') | (c == b'\\') | (c < 0x20)
-}
-
-const ONES: u64 = u64::MAX / 255;
-
-/// High bit of each byte of `x` that ends a run of plain string bytes (`"`, `\`, a control
-/// character); the lowest one is exact, as the position of the first such byte (the bits above it
-/// may be spurious).
-#[inline]
-fn stops(x: u64) -> u64 {
-    let control = x.wrapping_sub(ONES * 0x20) & !x;
-    let quote = (x ^ (ONES * u64::from(b'"'))).wrapping_sub(ONES) & !(x ^ (ONES * u64::from(b'"')));
-    let backslash = (x ^ (ONES * u64::from(b'\\'))).wrapping_sub(ONES) & !(x ^ (ONES * u64::from(b'\\')));
-    (control | quote | backslash) & (ONES << 7)
-}
-
-#[inline]
-fn word(b: &[u8], i: usize) -> Option<u64> {
-    b.get(i..i + 8)
-        .and_then(|w| <[u8; 8]>::try_from(w).ok())
-        .map(u64::from_le_bytes)
-}
-
-/// Bit k set when byte k of `block` ends a run of plain string bytes: SSE2, which every x86_64
-/// processor has.
-#[cfg(target_arch = "x86_64")]
-#[inline]
-fn stops16(block: &[u8; 16]) -> u32 {
-    use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-    };
-    // SAFETY: SSE2 is part of the x86_64 baseline, so the instructions exist wherever this
-    // compiles; the unaligned load reads exactly the 16 bytes `block` borrows.
-    unsafe {
-        let v = _mm_loadu_si128(block.as_ptr().cast());
-        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
-        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-        // Unsigned c <= 0x1f exactly when max(c, 0x1f) is 0x1f.
-        let control = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f));
-        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)) as u32
+/// Checks the escape whose backslash precedes byte `at` (that byte is the escape's letter):
+/// one of JSON's escapes, `\u` with four hex digits.
+#[inline(always)]
+fn check_escape(b: &[u8], at: usize) -> Scan<()> {
+    // The escapes of JSON text held in a string, the most frequent, without a call.
+    match b.get(at) {
+        Some(b'"' | b'\\') => Ok(()),
+        _ => check_other_escape(b, at),
     }
 }
 
-/// The index of the first byte at or after `i` that ends a run of plain string bytes, or the
-/// length of `b`: 16 bytes at a time on x86_64, eight at a time (SWAR) elsewhere and for the last
-/// bytes of the input.
-#[inline]
-fn plain_run_end(b: &[u8], mut i: usize) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    while let Some(block) = b.get(i..i + 16).and_then(|s| <&[u8; 16]>::try_from(s).ok()) {
-        let m = stops16(block);
-        if m != 0 {
-            return i + m.trailing_zeros() as usize;
+fn check_other_escape(b: &[u8], at: usize) -> Scan<()> {
+    match *b.get(at).ok_or(Bail)? {
+        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Ok(()),
+        b'u' => match b.get(at + 1..at + 5) {
+            Some(hex) if hex.iter().all(u8::is_ascii_hexdigit) => Ok(()),
+            _ => Err(Bail),
+        },
+        _ => Err(Bail),
+    }
+}
+
+/// One 64-byte block of a string's body that starts at `b[i]` (`block` is those bytes, or the
+/// last ones padded with zero bytes, which end the string as control characters would): the
+/// offset of the closing quote when the block holds it. Every escape before it is checked, and
+/// `escaped` set when there is one; `carry` is the odd backslash run across blocks
+/// ([`block::escaped`]).
+#[inline(always)]
+fn string_block(b: &[u8], block: &[u8; 64], i: usize, carry: &mut bool, escaped: &mut bool) -> Scan<Option<usize>> {
+    let (quotes, others) = block::quotes_and_others(block);
+    if others == 0 && !*carry {
+        return Ok((quotes != 0).then(|| quotes.trailing_zeros() as usize));
+    }
+    let masks = block::masks(block);
+    let escapes = block::escaped(masks.backslash, carry);
+    let quotes = quotes & !escapes;
+    // The bytes before the first closing quote: all of them when there is none.
+    let before = quotes.wrapping_sub(1) & !quotes;
+    if masks.control & before != 0 {
+        return Err(Bail);
+    }
+    let mut letters = escapes & before;
+    if letters != 0 {
+        *escaped = true;
+        while letters != 0 {
+            check_escape(b, i + letters.trailing_zeros() as usize)?;
+            letters &= letters - 1;
         }
-        i += 16;
     }
-    while let Some(x) = word(b, i) {
-        let m = stops(x);
-        if m != 0 {
-            return i + (m.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while b.get(i).is_some_and(|&c| !is_stop(c)) {
-        i += 1;
-    }
-    i
+    Ok((quotes != 0).then(|| quotes.trailing_zeros() as usize))
 }
 
 impl<'a> Scanner<'a> {
@@ -153,23 +136,27 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Skips JSON white space; runs of spaces (indentation) counted eight at a time.
+    /// Skips JSON white space: a newline and the indentation after it in one step of 16 bytes
+    /// (Terraform indents by two spaces a level), a lone space in one of one.
     #[inline]
     fn ws(&mut self) {
         let b = self.bytes;
         let mut i = self.pos;
-        loop {
-            match b.get(i) {
-                Some(b' ') => match word(b, i) {
-                    // Zero bytes where there are spaces; the first byte is one.
-                    Some(x) => match x ^ (ONES * u64::from(b' ')) {
-                        0 => i += 8,
-                        other => i += (other.trailing_zeros() / 8) as usize,
-                    },
-                    None => i += 1,
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = b.get(i) {
+            // One space (after a `:` in indented output) needs no block.
+            if !matches!(b.get(i + 1), Some(b' ' | b'\n' | b'\t' | b'\r')) {
+                i += 1;
+                break;
+            }
+            match b.get(i..i + 16).and_then(|s| <&[u8; 16]>::try_from(s).ok()) {
+                Some(block) => match block::not_blank(block) {
+                    0 => i += 16,
+                    rest => {
+                        i += rest.trailing_zeros() as usize;
+                        break;
+                    }
                 },
-                Some(b'\n' | b'\t' | b'\r') => i += 1,
-                _ => break,
+                None => i += 1,
             }
         }
         self.pos = i;
@@ -214,34 +201,55 @@ impl<'a> Scanner<'a> {
     }
 
     /// Skips the rest of a string whose opening quote is consumed; true when it held an escape.
+    /// The first 16 bytes in one step, then 64 bytes at a time: a control character or a bad
+    /// escape anywhere before the closing quote is refused, as a byte-by-byte walk would.
+    #[inline]
     fn string_body(&mut self) -> Scan<bool> {
         let b = self.bytes;
         let mut i = self.pos;
-        let mut escaped = false;
-        loop {
-            i = plain_run_end(b, i);
-            match *b.get(i).ok_or(Bail)? {
-                b'"' => {
-                    self.pos = i + 1;
-                    return Ok(escaped);
-                }
-                b'\\' => {
-                    escaped = true;
-                    i = match *b.get(i + 1).ok_or(Bail)? {
-                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i + 2,
-                        b'u' => {
-                            let hex = b.get(i + 2..i + 6).ok_or(Bail)?;
-                            if !hex.iter().all(u8::is_ascii_hexdigit) {
-                                return Err(Bail);
-                            }
-                            i + 6
+        // Most strings (keys, names, identifiers) are plain and end within 16 bytes.
+        if let Some(head) = b.get(i..i + 16).and_then(|s| <&[u8; 16]>::try_from(s).ok()) {
+            match block::stops16(head) {
+                0 => i += 16,
+                stops => {
+                    let at = i + stops.trailing_zeros() as usize;
+                    match b[at] {
+                        b'"' => {
+                            self.pos = at + 1;
+                            return Ok(false);
                         }
+                        // The blocks start at the first escape: nothing before it is escaped.
+                        b'\\' => i = at,
                         _ => return Err(Bail),
-                    };
+                    }
                 }
-                c if c < 0x20 => return Err(Bail),
-                _ => i += 1,
             }
+        }
+        self.string_blocks(i)
+    }
+
+    /// The rest of a string's body from `b[i]`, 64 bytes at a time; apart from the head that
+    /// [`Self::string_body`] takes, so that the short strings' path stays small.
+    #[inline(never)]
+    fn string_blocks(&mut self, mut i: usize) -> Scan<bool> {
+        let b = self.bytes;
+        let (mut carry, mut escaped) = (false, false);
+        loop {
+            let end = match b.get(i..i + 64).and_then(|s| <&[u8; 64]>::try_from(s).ok()) {
+                Some(block) => string_block(b, block, i, &mut carry, &mut escaped)?,
+                None => {
+                    // The input's end pads the last block: a string that reaches it is refused.
+                    let rest = b.get(i..).ok_or(Bail)?;
+                    let mut last = [0; 64];
+                    last[..rest.len()].copy_from_slice(rest);
+                    string_block(b, &last, i, &mut carry, &mut escaped)?
+                }
+            };
+            if let Some(end) = end {
+                self.pos = i + end + 1;
+                return Ok(escaped);
+            }
+            i += 64;
         }
     }
 
@@ -253,6 +261,22 @@ impl<'a> Scanner<'a> {
             return Err(Bail);
         }
         std::str::from_utf8(&self.bytes[start..self.pos - 1]).map_err(|_| Bail)
+    }
+
+    /// An object's key, escape-free, as bytes: the callers only compare it with names they know
+    /// (or keep it as a map's key), so it is made no `str`. It is checked to be UTF-8, as
+    /// serde_json checks every key, only when it is not ASCII.
+    fn key(&mut self) -> Scan<&'a [u8]> {
+        self.eat(b'"')?;
+        let start = self.pos;
+        if self.string_body()? {
+            return Err(Bail);
+        }
+        let key = &self.bytes[start..self.pos - 1];
+        if !key.is_ascii() && std::str::from_utf8(key).is_err() {
+            return Err(Bail);
+        }
+        Ok(key)
     }
 
     /// Skips a number, checking JSON's grammar as serde_json does.
@@ -413,15 +437,16 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Walks an object: `member` is called with each key and must consume its value.
-    pub(crate) fn object(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Scan<()>) -> Scan<()> {
+    /// Walks an object: `member` is called with each key ([`Self::key`]) and must consume its
+    /// value.
+    pub(crate) fn object(&mut self, mut member: impl FnMut(&mut Self, &'a [u8]) -> Scan<()>) -> Scan<()> {
         self.eat(b'{')?;
         if self.peek()? == b'}' {
             self.pos += 1;
             return Ok(());
         }
         loop {
-            let key = self.kept_str()?;
+            let key = self.key()?;
             self.eat(b':')?;
             member(self, key)?;
             match self.peek()? {
@@ -521,6 +546,153 @@ mod tests {
         assert!(s.skip_value().is_ok());
         // A kept string must be UTF-8.
         assert_eq!(Scanner::new(b"\"\xff\"").opt_str(), Err(Bail));
+    }
+
+    /// The string walk one byte after another: where the string's body at `i` ends (after its
+    /// closing quote) and whether it held an escape.
+    fn string_one_by_one(b: &[u8], mut i: usize) -> Scan<(usize, bool)> {
+        let mut escaped = false;
+        loop {
+            match *b.get(i).ok_or(Bail)? {
+                b'"' => return Ok((i + 1, escaped)),
+                b'\\' => {
+                    escaped = true;
+                    check_escape(b, i + 1)?;
+                    i += if b[i + 1] == b'u' { 6 } else { 2 };
+                }
+                c if c < 0x20 => return Err(Bail),
+                _ => i += 1,
+            }
+        }
+    }
+
+    /// The scanner's string walk of `doc` (a string from its opening quote) is the byte-by-byte
+    /// one's, and accepts what serde_json accepts, alone and as a key.
+    fn string_agrees(doc: &[u8]) {
+        let mut s = Scanner::new(doc);
+        s.pos = 1;
+        let walked = s.string_body().map(|escaped| (s.pos, escaped));
+        assert_eq!(walked, string_one_by_one(doc, 1), "{:?}", String::from_utf8_lossy(doc));
+        let whole = walked.is_ok_and(|(end, _)| doc[end..].iter().all(u8::is_ascii_whitespace));
+        let reference = serde_json::from_slice::<serde::de::IgnoredAny>(doc).is_ok();
+        assert_eq!(whole, reference, "{:?}", String::from_utf8_lossy(doc));
+        let mut skipped = Scanner::new(doc);
+        assert_eq!(skipped.skip_value().is_ok() && skipped.finish().is_ok(), reference);
+    }
+
+    /// `"` + `before` times `a` + `middle` + `after` times `b` + `end`.
+    fn string(before: usize, middle: &[u8], after: usize, end: &[u8]) -> Vec<u8> {
+        let mut doc = b"\"".to_vec();
+        doc.resize(1 + before, b'a');
+        doc.extend_from_slice(middle);
+        doc.resize(doc.len() + after, b'b');
+        doc.extend_from_slice(end);
+        doc
+    }
+
+    #[test]
+    fn quotes_and_escapes_at_every_offset_of_a_block_and_the_next() {
+        for at in 0..130 {
+            for end in [
+                &b"\""[..],
+                b"\"  ",
+                b"\"\n  0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            ] {
+                string_agrees(&string(at, b"", 0, end));
+                string_agrees(&string(at, b"\\\"", 70, end));
+                string_agrees(&string(at, b"\\\\", 3, end));
+                string_agrees(&string(at, b"\\u00e9", 1, end));
+                string_agrees(&string(at, b"\\n\\t\\/\\b\\f\\r", 64, end));
+            }
+        }
+    }
+
+    #[test]
+    fn backslash_runs_across_block_edges() {
+        // The body starts at byte 1, so a block edge falls after body byte 63, 127, ...
+        for edge in [63, 127, 191] {
+            for run in 1..=9 {
+                for shift in 0..=run {
+                    let before = edge + shift - run;
+                    for then in [&b"\""[..], b"\"\"", b"x\"", b"u0041\"", b"u004\"", b"\x01\""] {
+                        string_agrees(&string(before, &vec![b'\\'; run], 0, then));
+                    }
+                }
+            }
+        }
+        // A run as long as a block, and longer.
+        for run in [62, 63, 64, 65, 127, 128, 129] {
+            string_agrees(&string(0, &vec![b'\\'; run], 0, b"\"\""));
+            string_agrees(&string(1, &vec![b'\\'; run], 5, b"\""));
+        }
+    }
+
+    #[test]
+    fn control_bytes_and_bad_escapes_are_refused_at_every_offset() {
+        for at in 0..130 {
+            for bad in [
+                &b"\x00"[..],
+                b"\x1f",
+                b"\n",
+                b"\t",
+                b"\\x",
+                b"\\u12g4",
+                b"\\u12",
+                b"\\U0041",
+                b"\\\x01",
+                b"\\ ",
+            ] {
+                string_agrees(&string(at, bad, 2, b"\""));
+                string_agrees(&string(at, bad, 100, b"\""));
+            }
+            // Allowed: DEL and bytes above it, which are not control characters in JSON.
+            string_agrees(&string(at, b"\x7f\x80\xff", 2, b"\""));
+        }
+    }
+
+    #[test]
+    fn truncated_anywhere_a_string_is_refused() {
+        let doc = string(30, b"\\\"\\\\\\u00e9\\n", 100, b"\\\\\"");
+        string_agrees(&doc);
+        for end in 0..doc.len() {
+            if end > 0 {
+                assert_eq!(Scanner::at(&doc[..end], 1).string_body(), Err(Bail), "end {end}");
+            }
+            let mut s = Scanner::new(&doc[..end]);
+            assert_eq!(s.skip_value(), Err(Bail), "end {end}");
+        }
+    }
+
+    #[test]
+    fn kept_strings_and_keys_are_utf8_on_both_sides_of_a_block_edge() {
+        for at in 0..130 {
+            for (middle, utf8) in [
+                ("é".as_bytes(), true),
+                ("😀".as_bytes(), true),
+                (&b"\xff"[..], false),
+                (&b"\xc3"[..], false),
+                (&b"\xed\xa0\x80"[..], false),
+            ] {
+                let doc = string(at, middle, 3, b"\"");
+                let kept = Scanner::new(&doc).opt_str();
+                assert_eq!(kept.is_ok(), utf8, "at {at}: {middle:?}");
+                assert_eq!(
+                    kept.ok().flatten().map(str::as_bytes),
+                    utf8.then_some(&doc[1..doc.len() - 1])
+                );
+                // As a key: refused by both when it is not UTF-8; skipped, taken by both.
+                let mut object = doc.clone();
+                object.insert(0, b'{');
+                object.extend_from_slice(b":1}");
+                let mut s = Scanner::new(&object);
+                assert_eq!(s.object(|s, _| s.skip_value()).is_ok(), utf8, "at {at}: {middle:?}");
+                assert_eq!(
+                    serde_json::from_slice::<std::collections::BTreeMap<String, u8>>(&object).is_ok(),
+                    utf8
+                );
+                string_agrees(&doc);
+            }
+        }
     }
 
     #[test]

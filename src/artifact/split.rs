@@ -30,9 +30,16 @@ enum Piece<A> {
 }
 
 /// Walks the array at `s`'s position with `element` (which adds what an element holds to the
-/// accumulator); on several threads when the array is long, in pieces of about `chunk` bytes.
+/// accumulator); in pieces of about `chunk` bytes when the array is long, on at most `threads`
+/// threads (this one included; with 1 the pieces are walked one after another here).
 /// `merge` adds one accumulator to another and must agree with walking the elements in order.
-pub(crate) fn array<'a, A, F>(s: &mut Scanner<'a>, chunk: usize, element: F, merge: fn(&mut A, A)) -> Scan<A>
+pub(crate) fn array<'a, A, F>(
+    s: &mut Scanner<'a>,
+    chunk: usize,
+    threads: usize,
+    element: F,
+    merge: fn(&mut A, A),
+) -> Scan<A>
 where
     A: Default + Send,
     F: Fn(&mut Scanner<'a>, &mut A) -> Scan<()> + Sync,
@@ -43,9 +50,8 @@ where
     }
     let bytes = s.input();
     let first = s.position();
-    let threads = rayon::current_num_threads().max(1);
     let starts = guesses(bytes, first, chunk);
-    if threads == 1 || starts.len() < 2 {
+    if starts.len() < 2 {
         return match walk(bytes, first, usize::MAX, &element) {
             Piece::Closed(a, end) => {
                 *s = Scanner::at(bytes, end);
@@ -98,26 +104,26 @@ fn take<A>(slot: &Mutex<Option<Piece<A>>>) -> Piece<A> {
 /// `chunk` bytes (increasing).
 fn guesses(bytes: &[u8], first: usize, chunk: usize) -> Vec<usize> {
     let mut starts = vec![first];
+    if bytes.get(first) != Some(&b'{') || bytes.len() - first < chunk.saturating_mul(2) {
+        return starts;
+    }
     let lead_start = bytes[..first].iter().rposition(|&c| c == b'[').map_or(first, |i| i + 1);
     let mut pattern = vec![b','];
     pattern.extend_from_slice(&bytes[lead_start..first]);
     pattern.push(b'{');
-    if bytes.get(first) != Some(&b'{') || bytes.len() - first < 2 * chunk {
-        return starts;
-    }
-    let mut from = first + chunk;
+    let mut from = first.saturating_add(chunk);
     while from + pattern.len() < bytes.len() {
         let Some(found) = bytes[from..].windows(pattern.len()).position(|w| w == pattern) else {
             break;
         };
         let start = from + found + pattern.len() - 1;
         starts.push(start);
-        from = start + chunk;
+        from = start.saturating_add(chunk);
     }
     starts
 }
 
-/// Walks every piece, on `threads` threads (this one included).
+/// Walks every piece, on `threads` threads (this one included; none is spawned for 1 or 0).
 fn walk_all<'a, A, F>(bytes: &'a [u8], starts: &[usize], threads: usize, element: &F) -> Vec<Mutex<Option<Piece<A>>>>
 where
     A: Default + Send,
@@ -171,10 +177,17 @@ mod tests {
 
     /// Counts the elements of the array and the `"n"` members of each, as a state's resources.
     fn count(bytes: &[u8], chunk: usize) -> Scan<(u64, usize)> {
+        let on_two = count_on(bytes, chunk, 2);
+        assert_eq!(count_on(bytes, chunk, 1), on_two, "one thread and two disagree");
+        on_two
+    }
+
+    fn count_on(bytes: &[u8], chunk: usize, threads: usize) -> Scan<(u64, usize)> {
         let mut s = Scanner::new(bytes);
         let n = array(
             &mut s,
             chunk,
+            threads,
             |s, n: &mut u64| {
                 s.skip_value()?;
                 *n += 1;

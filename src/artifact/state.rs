@@ -86,32 +86,55 @@ struct RawPrimaryV3 {
 }
 
 /// Parses a state held in memory: the byte scanner when it takes the document whole, else
-/// serde_json (see [`super::scan`]); both give the same answer.
+/// serde_json (see [`super::scan`]); both give the same answer. A huge state is walked on as many
+/// threads as the rayon pool it is called in has ([`parse_on`]).
 pub fn parse(bytes: &[u8]) -> Result<StateMeta, ParseError> {
+    parse_on(bytes, rayon::current_num_threads())
+}
+
+/// [`parse`] on at most `threads` threads (this one included): a state of 8 MiB or more has its
+/// `resources` walked in pieces on them; with 1, no thread is spawned.
+pub fn parse_on(bytes: &[u8], threads: usize) -> Result<StateMeta, ParseError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ParseError::Empty);
     }
-    match scan(bytes, PIECE) {
+    match scan(bytes, Split::on(threads)) {
         Ok(facts) => facts.into_meta(),
         Err(Bail) => parse_with_serde_json(bytes),
     }
 }
 
-/// The scanner alone: `None` when it hands the document to serde_json. For the differential
-/// tests, which hold it to [`parse_with_serde_json`].
+/// The scanner alone, on this thread: `None` when it hands the document to serde_json. For the
+/// differential tests, which hold it to [`parse_with_serde_json`].
 pub fn parse_scanned(bytes: &[u8]) -> Option<Result<StateMeta, ParseError>> {
-    scan(bytes, PIECE).ok().map(Facts::into_meta)
+    scan(bytes, Split::on(1)).ok().map(Facts::into_meta)
 }
 
-/// The scanner with `resources` walked in pieces of about `chunk` bytes: for the differential
-/// tests, which hold it to [`parse_scanned`] with pieces small enough to split any document.
-pub fn parse_scanned_in_pieces(bytes: &[u8], chunk: usize) -> Option<Result<StateMeta, ParseError>> {
-    scan(bytes, chunk).ok().map(Facts::into_meta)
+/// The scanner with `resources` walked in pieces of about `chunk` bytes on `threads` threads
+/// (on this one alone with 1, piece after piece): for the differential tests, which hold it to
+/// [`parse_scanned`] with pieces small enough to split any document.
+pub fn parse_scanned_in_pieces(bytes: &[u8], chunk: usize, threads: usize) -> Option<Result<StateMeta, ParseError>> {
+    scan(bytes, Split { chunk, threads }).ok().map(Facts::into_meta)
 }
 
 /// States are split into pieces of this size to be walked on several threads (so only states of
 /// twice this size or more are split): a piece costs a few milliseconds.
 const PIECE: usize = 4 << 20;
+
+/// How a state's `resources` array is walked: in pieces of about `chunk` bytes, on `threads`.
+#[derive(Clone, Copy)]
+struct Split {
+    chunk: usize,
+    threads: usize,
+}
+
+impl Split {
+    /// Pieces of [`PIECE`] on `threads` threads; no pieces on one, where they would only cost.
+    fn on(threads: usize) -> Split {
+        let chunk = if threads > 1 { PIECE } else { usize::MAX };
+        Split { chunk, threads }
+    }
+}
 
 /// The reference parser: serde_json with `IgnoredAny` for what is not read.
 pub fn parse_with_serde_json(bytes: &[u8]) -> Result<StateMeta, ParseError> {
@@ -212,9 +235,8 @@ impl Facts<'_> {
 }
 
 /// The scanner's walk of a state: the fields and shapes of `RawState`, nothing else kept. A long
-/// `resources` array is walked in pieces of about `chunk` bytes on several threads
-/// ([`super::split`]), with the same answer.
-fn scan(bytes: &[u8], chunk: usize) -> Scan<Facts<'_>> {
+/// `resources` array is walked in pieces as `split` says ([`super::split`]), with the same answer.
+fn scan(bytes: &[u8], split: Split) -> Scan<Facts<'_>> {
     let mut s = Scanner::new(bytes);
     let mut facts = Facts {
         version: None,
@@ -227,45 +249,45 @@ fn scan(bytes: &[u8], chunk: usize) -> Scan<Facts<'_>> {
     };
     let mut seen = 0;
     s.object(|s, key| match key {
-        "version" => {
+        b"version" => {
             first_sight(&mut seen, 0)?;
             facts.version = s.opt_u64()?;
             Ok(())
         }
-        "serial" => {
+        b"serial" => {
             first_sight(&mut seen, 1)?;
             facts.serial = s.opt_u64()?;
             Ok(())
         }
-        "lineage" => {
+        b"lineage" => {
             first_sight(&mut seen, 2)?;
             facts.lineage = s.opt_str()?;
             Ok(())
         }
-        "terraform_version" => {
+        b"terraform_version" => {
             first_sight(&mut seen, 3)?;
             facts.terraform_version = s.opt_str()?;
             Ok(())
         }
-        "resources" => {
+        b"resources" => {
             first_sight(&mut seen, 4)?;
             if s.null()? {
                 return Ok(());
             }
-            facts.v4 = split::array(s, chunk, scan_resource_v4, |total, more| {
+            facts.v4 = split::array(s, split.chunk, split.threads, scan_resource_v4, |total, more| {
                 total.instances += more.instances;
                 total.tainted += more.tainted;
             })?;
             Ok(())
         }
-        "modules" => {
+        b"modules" => {
             first_sight(&mut seen, 5)?;
             if s.null()? {
                 return Ok(());
             }
             s.array(|s| scan_module_v3(s, &mut facts.v3))
         }
-        "encrypted_data" => {
+        b"encrypted_data" => {
             first_sight(&mut seen, 6)?;
             if !s.null()? {
                 s.skip_value()?;
@@ -282,22 +304,22 @@ fn scan(bytes: &[u8], chunk: usize) -> Scan<Facts<'_>> {
 fn scan_resource_v4(s: &mut Scanner<'_>, counts: &mut Counts) -> Scan<()> {
     let (mut managed, mut here, mut seen) = (false, Counts::default(), 0);
     s.object(|s, key| match key {
-        "mode" => {
+        b"mode" => {
             first_sight(&mut seen, 0)?;
             managed = s.opt_str()? == Some("managed");
             Ok(())
         }
-        "instances" => {
+        b"instances" => {
             first_sight(&mut seen, 1)?;
             s.array(|s| {
                 let (mut tainted, mut deposed, mut seen) = (false, false, 0);
                 s.object(|s, key| match key {
-                    "status" => {
+                    b"status" => {
                         first_sight(&mut seen, 0)?;
                         tainted = s.opt_str()? == Some("tainted");
                         Ok(())
                     }
-                    "deposed" => {
+                    b"deposed" => {
                         first_sight(&mut seen, 1)?;
                         deposed = !s.null()?;
                         if deposed { s.skip_value() } else { Ok(()) }
@@ -323,7 +345,7 @@ fn scan_resource_v4(s: &mut Scanner<'_>, counts: &mut Counts) -> Scan<()> {
 fn scan_module_v3(s: &mut Scanner<'_>, counts: &mut Counts) -> Scan<()> {
     let mut seen = 0;
     s.object(|s, key| match key {
-        "resources" => {
+        b"resources" => {
             first_sight(&mut seen, 0)?;
             if s.null()? {
                 return Ok(());
@@ -335,7 +357,7 @@ fn scan_module_v3(s: &mut Scanner<'_>, counts: &mut Counts) -> Scan<()> {
                 Ok(())
             })?;
             for (key, (primary, tainted)) in resources {
-                if !key.starts_with("data.") {
+                if !key.starts_with(b"data.") {
                     counts.instances += u64::from(primary);
                     counts.tainted += tainted;
                 }
@@ -350,7 +372,7 @@ fn scan_module_v3(s: &mut Scanner<'_>, counts: &mut Counts) -> Scan<()> {
 fn scan_resource_v3(s: &mut Scanner<'_>) -> Scan<(bool, u64)> {
     let (mut primary, mut primary_tainted, mut listed, mut seen) = (false, false, 0, 0);
     s.object(|s, key| match key {
-        "primary" => {
+        b"primary" => {
             first_sight(&mut seen, 0)?;
             if s.null()? {
                 return Ok(());
@@ -358,7 +380,7 @@ fn scan_resource_v3(s: &mut Scanner<'_>) -> Scan<(bool, u64)> {
             primary = true;
             let mut seen = 0;
             s.object(|s, key| match key {
-                "tainted" => {
+                b"tainted" => {
                     first_sight(&mut seen, 0)?;
                     primary_tainted = !s.null()? && s.bool()?;
                     Ok(())
@@ -366,7 +388,7 @@ fn scan_resource_v3(s: &mut Scanner<'_>) -> Scan<(bool, u64)> {
                 _ => s.skip_value(),
             })
         }
-        "tainted" => {
+        b"tainted" => {
             first_sight(&mut seen, 1)?;
             if s.null()? {
                 return Ok(());

@@ -47,6 +47,37 @@ pub enum RootError {
 
 /// The path of `path` relative to `root`, with `/` separators; `.` for the root itself.
 pub(crate) fn relative(root: &Path, path: &Path) -> String {
+    joined(root, path).unwrap_or_else(|| by_components(root, path))
+}
+
+/// `relative` for the common case, a path made by joining plain names to the root: the bytes after
+/// the root's. `None` for anything else (empty, doubled or `.` names, another prefix), which
+/// `by_components` answers.
+fn joined(root: &Path, path: &Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let (root, path) = (root.as_os_str().as_bytes(), path.as_os_str().as_bytes());
+    let rest = path.strip_prefix(root).filter(|_| !root.is_empty())?;
+    let rest = if root.ends_with(b"/") {
+        rest
+    } else {
+        rest.strip_prefix(b"/")?
+    };
+    let plain = !rest.is_empty()
+        && rest
+            .split(|&b| b == b'/')
+            .all(|name| !name.is_empty() && name != b"." && name != b"..");
+    if !plain {
+        return None;
+    }
+    let text = String::from_utf8_lossy(rest);
+    Some(if text.contains('\\') {
+        text.replace('\\', "/")
+    } else {
+        text.into_owned()
+    })
+}
+
+fn by_components(root: &Path, path: &Path) -> String {
     match path.strip_prefix(root) {
         Ok(rel) if rel.as_os_str().is_empty() => ".".to_owned(),
         Ok(rel) => rel.to_string_lossy().replace('\\', "/"),
@@ -230,4 +261,51 @@ fn walk_problem(root: &Path, err: &walkdir::Error) -> WalkProblem {
 /// The directory `rel` (relative to `root`, `.` for the root itself) on disk.
 pub(crate) fn directory(root: &Path, rel: &str) -> PathBuf {
     if rel == "." { root.to_owned() } else { root.join(rel) }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    use super::*;
+
+    #[test]
+    fn relative_paths_are_the_components_after_the_root() {
+        let roots = ["/r", "/r/", "r", ".", "./", "/", "./r/", "a//b", "/r/.", "r/.."];
+        let tails: [&[u8]; 18] = [
+            b"",
+            b"/",
+            b"/x",
+            b"/x/",
+            b"/x//y",
+            b"/./x",
+            b"/x/./y",
+            b"/x/.",
+            b"/..",
+            b"/x/..",
+            b"y",
+            b"//x",
+            b"/x\\y",
+            "/\u{e9}t\u{e9}/a".as_bytes(),
+            b"/\xff/a",
+            b"/x/y/z",
+            b"x/y",
+            b"/.x/..y",
+        ];
+        for root in roots {
+            for tail in tails {
+                let path = [root.as_bytes(), tail].concat();
+                let (root, path) = (Path::new(root), Path::new(OsStr::from_bytes(&path)));
+                assert_eq!(relative(root, path), by_components(root, path), "{root:?} {path:?}");
+            }
+        }
+        assert_eq!(relative(Path::new("/r"), Path::new("/r/team/x")), "team/x");
+        assert_eq!(
+            joined(Path::new("/r"), Path::new("/r/team/x")).as_deref(),
+            Some("team/x")
+        );
+        assert_eq!(relative(Path::new("/r"), Path::new("/r")), ".");
+        assert_eq!(relative(Path::new("/r"), Path::new("/rx/a")), "/rx/a");
+    }
 }

@@ -13,7 +13,7 @@ use walkdir::WalkDir;
 use super::discover;
 use super::layout::{self, PRUNED, is_config, is_crash_log, is_marker, is_plan_json, marker, valid_workspace_name};
 use super::liveness::Probe;
-use super::open_regular;
+use super::{open_regular, open_regular_with_metadata};
 use crate::artifact::{self, ParseError};
 use crate::evidence::{Artifact, Evidence, Holder, Observed, Stamp, StateReading};
 
@@ -50,7 +50,8 @@ struct Listing {
     crash_logs: Vec<PathBuf>,
     plans: Vec<PathBuf>,
     markers: BTreeMap<String, PathBuf>,
-    config: Vec<PathBuf>,
+    /// Configuration files and when each was modified.
+    config: Vec<(PathBuf, SystemTime)>,
     terragrunt: bool,
     terragrunt_cache: Option<PathBuf>,
 }
@@ -86,8 +87,10 @@ impl Listing {
                     if name == layout::TERRAGRUNT {
                         listing.terragrunt = true;
                     }
-                    if is_config(&name) {
-                        listing.config.push(path);
+                    if is_config(&name)
+                        && let Ok(modified) = modified(&entry, &path)
+                    {
+                        listing.config.push((path, modified));
                     }
                 }
             }
@@ -109,6 +112,16 @@ impl Listing {
         self.plans.extend(copy.plans);
         self.config.extend(copy.config);
     }
+}
+
+/// When a listed file was modified: asked of the directory's entry (no walk of the whole path
+/// again), or through a symbolic link of the file it names.
+fn modified(entry: &fs::DirEntry, path: &Path) -> std::io::Result<SystemTime> {
+    match entry.file_type() {
+        Ok(kind) if !kind.is_symlink() => entry.metadata(),
+        _ => fs::metadata(path),
+    }
+    .and_then(|meta| meta.modified())
 }
 
 fn subdirectories(dir: &Path) -> BTreeMap<String, PathBuf> {
@@ -194,8 +207,12 @@ pub(crate) fn read_directory(
     let newest_config = listing
         .config
         .iter()
-        .filter_map(|p| reader.stamp(p))
-        .max_by_key(|s| s.modified);
+        .max_by_key(|(_, modified)| modified)
+        .map(|(path, modified)| Artifact {
+            path: reader.rel(path),
+            modified: to_utc(*modified),
+            content: (),
+        });
     let crash_log = listing
         .crash_logs
         .iter()
@@ -264,9 +281,12 @@ struct Reader<'a> {
 }
 
 /// An opened artifact: either the open file, to be read whole (with the turn to hold a big file
-/// in memory when it is big), or (when very large) to be parsed from a stream.
+/// in memory when it is big), or (when big) to be parsed from a mapping, or (when very large) to
+/// be parsed from a stream.
 enum Body {
     Whole(File, u64, Option<std::sync::MutexGuard<'static, Vec<u8>>>),
+    #[cfg(target_os = "linux")]
+    Mapped(File, fs::Metadata),
     Large(File),
 }
 
@@ -275,6 +295,10 @@ enum Body {
 /// holds the buffer they are read into, reused from one big file to the next.
 const ONE_AT_A_TIME_ABOVE: u64 = 16 << 20;
 static BIG_FILE_TURN: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+fn big_file_turn(len: u64) -> Option<std::sync::MutexGuard<'static, Vec<u8>>> {
+    (len > ONE_AT_A_TIME_ABOVE).then(|| BIG_FILE_TURN.lock().unwrap_or_else(|e| e.into_inner()))
+}
 
 /// Files up to this size are read into a buffer kept by the reading thread: a fresh buffer for
 /// every file costs the page faults of memory the kernel must hand over and clear.
@@ -312,25 +336,24 @@ impl Reader<'_> {
     /// Opens a file (to read whole, or keeps it open for a stream when large). `None` when it
     /// does not exist.
     fn open(&self, path: &Path) -> Option<(DateTime<Utc>, Result<Body, ParseError>)> {
-        let file = match open_regular(path) {
-            Ok(file) => file,
+        let (file, meta) = match open_regular_with_metadata(path) {
+            Ok(opened) => opened,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
             Err(e) => {
                 let modified = fs::symlink_metadata(path).and_then(|m| m.modified()).map(to_utc).ok()?;
                 return Some((modified, Err(ParseError::Io { kind: e.kind() })));
             }
         };
-        let meta = match file.metadata() {
-            Ok(meta) if meta.is_file() => meta,
-            Ok(_) => return None,
-            Err(e) => return Some((Utc::now(), Err(ParseError::Io { kind: e.kind() }))),
-        };
         let modified = meta.modified().map(to_utc).unwrap_or_else(|_| Utc::now());
         if meta.len() > self.stream_above {
             return Some((modified, Ok(Body::Large(file))));
         }
-        let turn = (meta.len() > ONE_AT_A_TIME_ABOVE).then(|| BIG_FILE_TURN.lock().unwrap_or_else(|e| e.into_inner()));
-        Some((modified, Ok(Body::Whole(file, meta.len(), turn))))
+        // A mapping holds no memory of its own: no turn to wait for.
+        #[cfg(target_os = "linux")]
+        if meta.len() > super::mapped::MAP_ABOVE {
+            return Some((modified, Ok(Body::Mapped(file, meta))));
+        }
+        Some((modified, Ok(Body::Whole(file, meta.len(), big_file_turn(meta.len())))))
     }
 
     fn parse<T>(
@@ -340,25 +363,12 @@ impl Reader<'_> {
         reader: Option<fn(File) -> Result<T, ParseError>>,
     ) -> Option<Artifact<Result<T, ParseError>>> {
         let (modified, body) = self.open(path)?;
-        let io = |e: std::io::Error| ParseError::Io { kind: e.kind() };
         let content = body.and_then(|body| match body {
-            Body::Whole(file, len, Some(mut turn)) => {
-                let parsed = read_whole(&file, len, &mut turn)
-                    .map_err(io)
-                    .and_then(|()| slice(&turn));
-                // A one-shot scan keeps the big buffer for the next big file; the daemon, which
-                // stays up, gives its memory back at once.
-                if self.stream_above < STREAM_ABOVE {
-                    *turn = Vec::new();
-                }
-                parsed
-            }
-            Body::Whole(file, len, None) if len <= REUSED_UP_TO => BUFFER.with(|cell| match cell.try_borrow_mut() {
-                Ok(mut buf) => read_whole(&file, len, &mut buf).map_err(io).and_then(|()| slice(&buf)),
-                // Not reentrant; a fresh buffer should it ever be.
-                Err(_) => read_fresh(&file, len, slice),
-            }),
-            Body::Whole(file, len, None) => read_fresh(&file, len, slice),
+            Body::Whole(file, len, turn) => self.read_and_parse(&file, len, turn, slice),
+            // Cut or changed while mapped: read as any other file, for the answer reading gives.
+            #[cfg(target_os = "linux")]
+            Body::Mapped(file, meta) => super::mapped::parse(&file, &meta, slice)
+                .unwrap_or_else(|| self.read_and_parse(&file, meta.len(), big_file_turn(meta.len()), slice)),
             Body::Large(file) => match reader {
                 Some(read) => read(file),
                 None => Err(ParseError::WrongShape { line: 0, column: 0 }),
@@ -369,6 +379,35 @@ impl Reader<'_> {
             modified,
             content,
         })
+    }
+
+    /// Reads `file` whole (`len` bytes when opened), into the big files' buffer when `turn` is
+    /// held, and parses it.
+    fn read_and_parse<T>(
+        &self,
+        file: &File,
+        len: u64,
+        turn: Option<std::sync::MutexGuard<'static, Vec<u8>>>,
+        slice: fn(&[u8]) -> Result<T, ParseError>,
+    ) -> Result<T, ParseError> {
+        let io = |e: std::io::Error| ParseError::Io { kind: e.kind() };
+        match turn {
+            Some(mut turn) => {
+                let parsed = read_whole(file, len, &mut turn).map_err(io).and_then(|()| slice(&turn));
+                // A one-shot scan keeps the big buffer for the next big file; the daemon, which
+                // stays up, gives its memory back at once.
+                if self.stream_above < STREAM_ABOVE {
+                    *turn = Vec::new();
+                }
+                parsed
+            }
+            None if len <= REUSED_UP_TO => BUFFER.with(|cell| match cell.try_borrow_mut() {
+                Ok(mut buf) => read_whole(file, len, &mut buf).map_err(io).and_then(|()| slice(&buf)),
+                // Not reentrant; a fresh buffer should it ever be.
+                Err(_) => read_fresh(file, len, slice),
+            }),
+            None => read_fresh(file, len, slice),
+        }
     }
 
     fn stamp(&self, path: &Path) -> Option<Stamp> {
@@ -444,5 +483,101 @@ impl Reader<'_> {
             None => None,
         };
         (selected, backend)
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::fs::OpenOptions;
+
+    use super::super::liveness::SystemProbe;
+    use super::super::mapped::{self, AFTER_MAP, tests::state_text};
+    use super::*;
+
+    fn reading(root: &Path, path: &Path) -> StateReading {
+        let probe = SystemProbe::new();
+        let reader = Reader {
+            root,
+            probe: &probe,
+            stream_above: STREAM_ABOVE,
+        };
+        reader.state(path).expect("the state exists").content
+    }
+
+    fn is_mapped(root: &Path, path: &Path) -> bool {
+        let probe = SystemProbe::new();
+        let reader = Reader {
+            root,
+            probe: &probe,
+            stream_above: STREAM_ABOVE,
+        };
+        matches!(reader.open(path), Some((_, Ok(Body::Mapped(..)))))
+    }
+
+    #[test]
+    fn files_above_the_threshold_are_mapped_and_read_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(layout::STATE);
+        let at = mapped::MAP_ABOVE as usize;
+        for (len, mapped) in [(at, false), (at + 1, true)] {
+            let text = state_text(len, 5);
+            fs::write(&path, &text).unwrap();
+            assert_eq!(is_mapped(dir.path(), &path), mapped, "{len} bytes");
+            let expected = artifact::state::parse(&text).unwrap();
+            assert_eq!(
+                reading(dir.path(), &path),
+                StateReading::Parsed(std::sync::Arc::new(expected))
+            );
+        }
+    }
+
+    #[test]
+    fn a_state_cut_while_mapped_reads_as_the_cut_file_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(layout::STATE);
+        let text = state_text(2 << 20, 5);
+        fs::write(&path, &text).unwrap();
+        let cut = path.clone();
+        AFTER_MAP.with(|hook| {
+            hook.set(Some(Box::new(move || {
+                OpenOptions::new()
+                    .write(true)
+                    .open(&cut)
+                    .unwrap()
+                    .set_len(700_000)
+                    .unwrap();
+            })))
+        });
+        let while_mapped = reading(dir.path(), &path);
+        assert!(
+            AFTER_MAP.with(|hook| hook.take().is_none()),
+            "the file was mapped and cut"
+        );
+        let read = artifact::state::parse(&text[..700_000]).map_or_else(StateReading::Unreadable, |meta| {
+            StateReading::Parsed(std::sync::Arc::new(meta))
+        });
+        assert_eq!(while_mapped, read);
+        assert!(
+            matches!(read, StateReading::Unreadable(ParseError::Truncated { .. })),
+            "{read:?}"
+        );
+        // Read again, small enough now to be read: the same.
+        assert_eq!(reading(dir.path(), &path), read);
+    }
+
+    #[test]
+    fn a_state_rewritten_while_mapped_reads_as_the_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(layout::STATE);
+        fs::write(&path, state_text(1 << 20, 5)).unwrap();
+        let newer = state_text(3 << 20, 6);
+        let expected = artifact::state::parse(&newer).unwrap();
+        let rewrite = path.clone();
+        AFTER_MAP.with(|hook| hook.set(Some(Box::new(move || fs::write(&rewrite, newer).unwrap()))));
+        assert_eq!(
+            reading(dir.path(), &path),
+            StateReading::Parsed(std::sync::Arc::new(expected))
+        );
+        assert!(AFTER_MAP.with(|hook| hook.take().is_none()), "the file was mapped");
     }
 }
