@@ -2,6 +2,12 @@
 //!
 //! The reader (`read`) fills it from disk; tests build it by hand or from fixtures. Times are file
 //! modification times unless a field says otherwise.
+//!
+//! The daemon keeps the evidence of every workspace for as long as it runs, so what most
+//! workspaces lack (locks, markers, crash logs, errored states) is boxed: absent, it costs a
+//! pointer. The parsed state is shared with the verdict that rests on it.
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -38,8 +44,16 @@ pub type Stamp = Artifact<()>;
 pub enum StateReading {
     /// 0 bytes: Terraform reads it as no state (taking a lock creates such a file).
     Empty,
-    Parsed(StateMeta),
+    Parsed(Arc<StateMeta>),
     Unreadable(ParseError),
+}
+
+impl StateReading {
+    /// True when the classifier falls back on the previous reading: the state is empty or
+    /// cannot be read, as while it is being rewritten.
+    pub fn wants_previous(&self) -> bool {
+        matches!(self, StateReading::Empty | StateReading::Unreadable(_))
+    }
 }
 
 /// Whether the process behind a lock still exists, as far as this machine can tell.
@@ -63,19 +77,20 @@ pub struct Observed<T> {
 pub struct Evidence {
     /// The live state: `terraform.tfstate`, the named workspace's, or the pipeline's snapshot.
     pub state: Option<Artifact<StateReading>>,
-    /// The state read before this one, kept while a rewrite settles.
-    pub previous_state: Option<StateMeta>,
-    pub terraform_lock: Option<Artifact<Observed<TerraformLock>>>,
-    pub pipeline_lock: Option<Artifact<Observed<PipelineLock>>>,
+    /// The last good state read before this one: kept only while the state is empty or cannot
+    /// be read (a rewrite settles), the one time the classifier falls back on it.
+    pub previous_state: Option<Arc<StateMeta>>,
+    pub terraform_lock: Option<Box<Artifact<Observed<TerraformLock>>>>,
+    pub pipeline_lock: Option<Box<Artifact<Observed<PipelineLock>>>>,
     /// The lease of a pipeline lock published into a bucket: its runner is alive until the lease
     /// runs out, and dead after it.
     pub pipeline_lease: Option<Lease>,
-    pub last_run: Option<Artifact<Result<LastRun, ParseError>>>,
+    pub last_run: Option<Box<Artifact<Result<LastRun, ParseError>>>>,
     /// Every plan JSON file that belongs to the workspace, in no particular order.
     pub plans: Vec<Artifact<Result<PlanSummary, ParseError>>>,
-    pub errored_state: Option<Stamp>,
+    pub errored_state: Option<Box<Stamp>>,
     /// The newest crash log.
-    pub crash_log: Option<Stamp>,
+    pub crash_log: Option<Box<Stamp>>,
     /// The newest configuration file of the workspace directory.
     pub newest_config: Option<Stamp>,
     /// Backend type from `.terraform/terraform.tfstate` (`s3` for a workspace of a bucket root).

@@ -36,37 +36,37 @@ fn evidence(u: &mut Unstructured) -> arbitrary::Result<Evidence> {
         let data = bytes(u)?;
         let reading = match state::parse_on(data, 1) {
             _ if data.is_empty() => StateReading::Empty,
-            Ok(meta) => StateReading::Parsed(meta),
+            Ok(meta) => StateReading::Parsed(std::sync::Arc::new(meta)),
             Err(err) => StateReading::Unreadable(err),
         };
         evidence.state = Some(artifact(u, reading)?);
     }
     if bool::arbitrary(u)? {
-        evidence.previous_state = state::parse_on(bytes(u)?, 1).ok();
+        evidence.previous_state = state::parse_on(bytes(u)?, 1).ok().map(std::sync::Arc::new);
     }
     if bool::arbitrary(u)? {
         let content = tflock::parse(bytes(u)?);
         let holder = holder(u)?;
-        evidence.terraform_lock = Some(artifact(u, Observed { content, holder })?);
+        evidence.terraform_lock = Some(Box::new(artifact(u, Observed { content, holder })?));
     }
     if bool::arbitrary(u)? {
         let content = marker::parse_lock(bytes(u)?);
         let holder = holder(u)?;
-        evidence.pipeline_lock = Some(artifact(u, Observed { content, holder })?);
+        evidence.pipeline_lock = Some(Box::new(artifact(u, Observed { content, holder })?));
     }
     if bool::arbitrary(u)? {
         let content = marker::parse_last_run(bytes(u)?);
-        evidence.last_run = Some(artifact(u, content)?);
+        evidence.last_run = Some(Box::new(artifact(u, content)?));
     }
     for _ in 0..u.int_in_range(0..=3)? {
         let content = plan::parse(bytes(u)?);
         evidence.plans.push(artifact(u, content)?);
     }
     if bool::arbitrary(u)? {
-        evidence.errored_state = Some(artifact(u, ())?);
+        evidence.errored_state = Some(Box::new(artifact(u, ())?));
     }
     if bool::arbitrary(u)? {
-        evidence.crash_log = Some(artifact(u, ())?);
+        evidence.crash_log = Some(Box::new(artifact(u, ())?));
     }
     if bool::arbitrary(u)? {
         evidence.newest_config = Some(artifact(u, ())?);

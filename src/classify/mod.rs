@@ -49,7 +49,7 @@ struct Classification<'a> {
     apply_needed: Vec<DateTime<Utc>>,
     recheck_at: Option<DateTime<Utc>>,
     verdict_locks: (Option<LockState>, Option<LockState>),
-    state: Option<StateMeta>,
+    state: Option<std::sync::Arc<StateMeta>>,
     plan: Option<(usize, bool)>,
 }
 

@@ -8,9 +8,9 @@ use crate::artifact::tflock::{LockOperation, TerraformLock};
 use crate::evidence::{Artifact, Holder, Observed, Stamp, StateReading};
 use crate::model::Status;
 
-fn meta_with_resources() -> StateMeta {
+fn meta_with_resources() -> std::sync::Arc<StateMeta> {
     let state = br#"{"version":4,"serial":1,"lineage":"l","resources":[{"mode":"managed","type":"t","name":"n","instances":[{"attributes":{}}]}]}"#;
-    crate::artifact::state::parse(state).unwrap()
+    std::sync::Arc::new(crate::artifact::state::parse(state).unwrap())
 }
 
 /// Found by the in-place rewrite torture test: the 0-byte moment of a rewrite read as no state.
@@ -65,7 +65,7 @@ fn active_state_at(modified: DateTime<Utc>) -> Option<Artifact<StateReading>> {
     state_at(modified, StateReading::Parsed(meta_with_resources()))
 }
 
-fn pipeline_lock(started_at: DateTime<Utc>) -> Option<Artifact<Observed<PipelineLock>>> {
+fn pipeline_lock(started_at: DateTime<Utc>) -> Option<Box<Artifact<Observed<PipelineLock>>>> {
     let lock = PipelineLock {
         operation: Operation::Provision,
         started_at,
@@ -75,17 +75,17 @@ fn pipeline_lock(started_at: DateTime<Utc>) -> Option<Artifact<Observed<Pipeline
         pipeline: None,
         url: None,
     };
-    Some(Artifact {
+    Some(Box::new(Artifact {
         path: "ws/.iacwatch/default/lock.json".into(),
         modified: started_at,
         content: Observed {
             content: Ok(lock),
             holder: Holder::Alive,
         },
-    })
+    }))
 }
 
-fn terraform_lock(created: DateTime<Utc>) -> Option<Artifact<Observed<TerraformLock>>> {
+fn terraform_lock(created: DateTime<Utc>) -> Option<Box<Artifact<Observed<TerraformLock>>>> {
     let lock = TerraformLock {
         id: None,
         operation: LockOperation::Apply,
@@ -93,14 +93,14 @@ fn terraform_lock(created: DateTime<Utc>) -> Option<Artifact<Observed<TerraformL
         version: None,
         created: Some(created),
     };
-    Some(Artifact {
+    Some(Box::new(Artifact {
         path: "ws/.terraform.tfstate.lock.info".into(),
         modified: created,
         content: Observed {
             content: Ok(lock),
             holder: Holder::Alive,
         },
-    })
+    }))
 }
 
 fn pending_plan(path: &str, modified: DateTime<Utc>) -> Artifact<Result<PlanSummary, ParseError>> {
@@ -121,7 +121,7 @@ fn pending_plan(path: &str, modified: DateTime<Utc>) -> Artifact<Result<PlanSumm
     }
 }
 
-fn last_run(outcome: Outcome, modified: DateTime<Utc>) -> Option<Artifact<Result<LastRun, ParseError>>> {
+fn last_run(outcome: Outcome, modified: DateTime<Utc>) -> Option<Box<Artifact<Result<LastRun, ParseError>>>> {
     let run = LastRun {
         operation: Operation::Provision,
         outcome,
@@ -130,19 +130,19 @@ fn last_run(outcome: Outcome, modified: DateTime<Utc>) -> Option<Artifact<Result
         finished_at: None,
         run_id: None,
     };
-    Some(Artifact {
+    Some(Box::new(Artifact {
         path: "ws/.iacwatch/default/last-run.json".into(),
         modified,
         content: Ok(run),
-    })
+    }))
 }
 
-fn stamp(path: &str, modified: DateTime<Utc>) -> Option<Stamp> {
-    Some(Artifact {
+fn stamp(path: &str, modified: DateTime<Utc>) -> Option<Box<Stamp>> {
+    Some(Box::new(Artifact {
         path: path.into(),
         modified,
         content: (),
-    })
+    }))
 }
 
 // The stale limit: a lock is stale from the very instant it reaches the limit.
@@ -260,7 +260,7 @@ fn a_plan_written_in_the_same_instant_as_the_state_or_the_config_is_current() {
     let tie = Evidence {
         state: active_state_at(t0()),
         plans: vec![pending_plan("ws/plan.json", t0())],
-        newest_config: stamp("ws/main.tf", t0()),
+        newest_config: stamp("ws/main.tf", t0()).map(|s| *s),
         ..Evidence::default()
     };
     let verdict = classify(&tie, now, &policy);
@@ -276,7 +276,7 @@ fn a_plan_written_in_the_same_instant_as_the_state_or_the_config_is_current() {
     for (state, config) in [(t0() + ms(1), t0()), (t0(), t0() + ms(1))] {
         let older = Evidence {
             state: active_state_at(state),
-            newest_config: stamp("ws/main.tf", config),
+            newest_config: stamp("ws/main.tf", config).map(|s| *s),
             ..tie.clone()
         };
         let verdict = classify(&older, now, &policy);

@@ -1,5 +1,7 @@
 //! The classifier's answer, and the precedence that turns every rule that holds into one status.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use super::Classification;
@@ -39,13 +41,13 @@ pub struct Verdict {
     /// Index into `Evidence::plans` of *the plan* (the newest readable one), and whether it is current.
     pub plan: Option<(usize, bool)>,
     /// The state metadata the answer rests on (the previous one while a rewrite settles).
-    pub state: Option<StateMeta>,
+    pub state: Option<Arc<StateMeta>>,
 }
 
 impl Classification<'_> {
     /// The first status of the precedence table that holds wins.
     pub(super) fn finish(self) -> Verdict {
-        let has_resources = self.state.as_ref().is_some_and(StateMeta::has_resources);
+        let has_resources = self.state.as_deref().is_some_and(StateMeta::has_resources);
         let failed_since = self.failures.iter().min().copied();
         let apply_since = self.apply_needed.iter().min().copied();
         let state_time = self.evidence.state.as_ref().map(|s| s.modified);

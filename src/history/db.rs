@@ -21,6 +21,10 @@ pub type Key = (String, String, String);
 /// `iacwatch_transitions_total`.
 pub type Edge = (Option<Status>, Option<Status>);
 
+/// A batch of at least this many transitions hands the connection's page cache back after its
+/// commit.
+const RELEASE_AFTER: usize = 256;
+
 /// The history's one writer. Readings are on [`History::reads`], or on a [`Reader`] of its own
 /// for another thread ([`History::reader`]).
 pub struct History {
@@ -131,6 +135,11 @@ impl History {
             }
         }
         tx.commit().map_err(sqlite)?;
+        if batch.len() >= RELEASE_AFTER {
+            // The page cache a big batch (a first scan) filled stays with the connection, a few
+            // MiB the daemon would hold for good; what it caches again later is what it reads.
+            let _ = self.db.conn.release_memory();
+        }
         Ok(out)
     }
 

@@ -38,7 +38,9 @@ pub struct Entry {
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     pub updated_at: Option<DateTime<Utc>>,
-    pub workspaces: BTreeMap<Key, Arc<Entry>>,
+    /// Shared with the snapshot before when a change left them alone (readiness, a root's
+    /// readability): publishing such a change copies no key.
+    pub workspaces: Arc<BTreeMap<Key, Arc<Entry>>>,
     /// Directories that could not be read, by (root, path).
     pub problems: BTreeMap<(String, String), ScanProblem>,
     pub last_full_scan: Option<DateTime<Utc>>,
@@ -225,17 +227,17 @@ impl Writer {
             .map(|ws| (ws.key(), ws.clone()))
             .collect();
         let mut next = (*self.current).clone();
+        let workspaces = Arc::make_mut(&mut next.workspaces);
         let mut applied = Applied::default();
         let in_scope = |root: &str, path: &str| root == update.root && update.scope.covers(path);
         let found: BTreeSet<&Key> = compacted.iter().map(|(key, _)| key).collect();
-        let gone: Vec<Key> = next
-            .workspaces
+        let gone: Vec<Key> = workspaces
             .keys()
             .filter(|k| in_scope(&k.0, &k.1) && !found.contains(*k))
             .cloned()
             .collect();
         for key in gone {
-            if let Some(old) = next.workspaces.remove(&key) {
+            if let Some(old) = workspaces.remove(&key) {
                 applied.transitions.push(Transition {
                     at: now,
                     since: now,
@@ -253,7 +255,7 @@ impl Writer {
                 .insert((problem.root.clone(), problem.path.clone()), problem);
         }
         for (key, ws) in compacted {
-            let old = next.workspaces.get(&key);
+            let old = workspaces.get(&key);
             let prior = match old {
                 Some(_) => None,
                 None => self.previous.remove(&key),
@@ -286,7 +288,7 @@ impl Writer {
                     });
                 }
             }
-            next.workspaces.insert(key, Arc::new(Entry { workspace: ws, since }));
+            workspaces.insert(key, Arc::new(Entry { workspace: ws, since }));
         }
         next.updated_at = Some(now);
         if update.full {

@@ -20,7 +20,7 @@ fn ws(path: &str, resources: Option<u64>) -> Workspace {
         state: resources.map(|n| Artifact {
             path: format!("{path}/terraform.tfstate"),
             modified: at(0),
-            content: StateReading::Parsed(StateMeta {
+            content: StateReading::Parsed(std::sync::Arc::new(StateMeta {
                 version: Some(4),
                 serial: Some(1),
                 lineage: None,
@@ -28,7 +28,7 @@ fn ws(path: &str, resources: Option<u64>) -> Workspace {
                 resources: Some(n),
                 tainted: 0,
                 encrypted: false,
-            }),
+            })),
         }),
         ..Evidence::default()
     };

@@ -171,7 +171,7 @@ pub(crate) fn read_directory(
     rel: &str,
     stream_above: u64,
     probe: &dyn Probe,
-    previous: &dyn Fn(&str) -> Option<crate::artifact::state::StateMeta>,
+    previous: &dyn Fn(&str) -> Option<std::sync::Arc<crate::artifact::state::StateMeta>>,
 ) -> Result<Vec<WorkspaceEvidence>, DirError> {
     let dir = discover::directory(root, rel);
     let mut listing = Listing::of(&dir).map_err(|e| DirError {
@@ -242,15 +242,18 @@ pub(crate) fn read_directory(
         let mut plans = if is_selected { dir_plans.clone() } else { Vec::new() };
         plans.extend(marker_dir.and_then(|d| reader.plan(&d.join(marker::PLAN))));
         let evidence = Evidence {
+            previous_state: state
+                .as_ref()
+                .filter(|s| s.content.wants_previous())
+                .and_then(|_| previous(&name)),
             state,
-            previous_state: previous(&name),
-            terraform_lock,
-            pipeline_lock: marker_dir.and_then(|d| reader.pipeline_lock(&d.join(marker::LOCK))),
+            terraform_lock: terraform_lock.map(Box::new),
+            pipeline_lock: marker_dir.and_then(|d| reader.pipeline_lock(&d.join(marker::LOCK)).map(Box::new)),
             pipeline_lease: None,
-            last_run: marker_dir.and_then(|d| reader.last_run(&d.join(marker::LAST_RUN))),
+            last_run: marker_dir.and_then(|d| reader.last_run(&d.join(marker::LAST_RUN)).map(Box::new)),
             plans,
-            errored_state: errored_state.clone().filter(|_| is_selected),
-            crash_log: crash_log.clone().filter(|_| is_selected),
+            errored_state: errored_state.clone().filter(|_| is_selected).map(Box::new),
+            crash_log: crash_log.clone().filter(|_| is_selected).map(Box::new),
             newest_config: newest_config.clone(),
             backend: backend.clone(),
             remote_state_read: false,
@@ -303,6 +306,16 @@ const REUSED_UP_TO: u64 = 1 << 20;
 
 thread_local! {
     static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Frees this thread's read buffer (up to [`REUSED_UP_TO`]): the daemon's reading threads call it
+/// after a full scan, so that they do not each keep the largest file they read until the next.
+pub(crate) fn release_buffer() {
+    BUFFER.with(|cell| {
+        if let Ok(mut buf) = cell.try_borrow_mut() {
+            *buf = Vec::new();
+        }
+    });
 }
 
 /// Reads `file` (of `len` bytes when opened) whole into `buf`, which is emptied first.
@@ -409,7 +422,7 @@ impl Reader<'_> {
     fn state(&self, path: &Path) -> Option<Artifact<StateReading>> {
         let artifact = self.parse(path, artifact::state::parse, Some(artifact::state::parse_reader))?;
         Some(artifact.map(|content| match content {
-            Ok(meta) => StateReading::Parsed(meta),
+            Ok(meta) => StateReading::Parsed(std::sync::Arc::new(meta)),
             Err(ParseError::Empty) => StateReading::Empty,
             Err(err) => StateReading::Unreadable(err),
         }))
@@ -511,7 +524,10 @@ mod tests {
             fs::write(&path, &text).unwrap();
             assert_eq!(is_mapped(dir.path(), &path), mapped, "{len} bytes");
             let expected = artifact::state::parse(&text).unwrap();
-            assert_eq!(reading(dir.path(), &path), StateReading::Parsed(expected));
+            assert_eq!(
+                reading(dir.path(), &path),
+                StateReading::Parsed(std::sync::Arc::new(expected))
+            );
         }
     }
 
@@ -537,7 +553,9 @@ mod tests {
             AFTER_MAP.with(|hook| hook.take().is_none()),
             "the file was mapped and cut"
         );
-        let read = artifact::state::parse(&text[..700_000]).map_or_else(StateReading::Unreadable, StateReading::Parsed);
+        let read = artifact::state::parse(&text[..700_000]).map_or_else(StateReading::Unreadable, |meta| {
+            StateReading::Parsed(std::sync::Arc::new(meta))
+        });
         assert_eq!(while_mapped, read);
         assert!(
             matches!(read, StateReading::Unreadable(ParseError::Truncated { .. })),
@@ -556,7 +574,10 @@ mod tests {
         let expected = artifact::state::parse(&newer).unwrap();
         let rewrite = path.clone();
         AFTER_MAP.with(|hook| hook.set(Some(Box::new(move || fs::write(&rewrite, newer).unwrap()))));
-        assert_eq!(reading(dir.path(), &path), StateReading::Parsed(expected));
+        assert_eq!(
+            reading(dir.path(), &path),
+            StateReading::Parsed(std::sync::Arc::new(expected))
+        );
         assert!(AFTER_MAP.with(|hook| hook.take().is_none()), "the file was mapped");
     }
 }

@@ -100,7 +100,7 @@ impl Scanner {
         root: &Root,
         rel: &str,
         now: DateTime<Utc>,
-        previous: &dyn Fn(&str) -> Option<StateMeta>,
+        previous: &dyn Fn(&str) -> Option<std::sync::Arc<StateMeta>>,
     ) -> Result<Vec<Workspace>, ScanProblem> {
         let found =
             read_directory(&root.path, rel, self.stream_above, &*self.probe, previous).map_err(|e| ScanProblem {

@@ -268,16 +268,16 @@ mod tests {
 
     fn remote() -> Evidence {
         Evidence {
-            pipeline_lock: Some(lock("k.tfstate.iacwatch/lock.json")),
+            pipeline_lock: Some(Box::new(lock("k.tfstate.iacwatch/lock.json"))),
             pipeline_lease: Some(Lease {
                 heartbeat_at: at("2026-01-01T00:00:00Z"),
                 lease_seconds: 3,
             }),
-            last_run: Some(Artifact {
+            last_run: Some(Box::new(Artifact {
                 path: "k.tfstate.iacwatch/last-run.json".into(),
                 modified: at("2026-01-01T00:00:00Z"),
                 content: parse_last_run(br#"{"operation":"provision","outcome":"failed"}"#),
-            }),
+            })),
             plans: vec![plan("k.tfstate.iacwatch/plan.json")],
             ..Evidence::default()
         }
@@ -295,7 +295,7 @@ mod tests {
 
         // Local markers win, kind by kind; a local lock never takes the bucket's lease.
         let local = Evidence {
-            pipeline_lock: Some(lock("app/.iacwatch/default/lock.json")),
+            pipeline_lock: Some(Box::new(lock("app/.iacwatch/default/lock.json"))),
             plans: vec![plan("app/.iacwatch/default/plan.json"), plan("app/tfplan.json")],
             ..Evidence::default()
         };

@@ -4,6 +4,8 @@
 //! the published lock with its lease); what could not be read becomes `errors` entries. Pure: no
 //! IO, no clock.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use super::error::{ErrorKind, RemoteError};
@@ -105,7 +107,7 @@ pub(super) fn evidence(
         path: key.clone(),
         modified: object.last_modified,
         content: match &object.content {
-            Ok(meta) => StateReading::Parsed(meta.clone()),
+            Ok(meta) => StateReading::Parsed(Arc::new(meta.clone())),
             Err(ParseError::Empty) => StateReading::Empty,
             Err(err) => StateReading::Unreadable(err.clone()),
         },
@@ -120,7 +122,7 @@ pub(super) fn evidence(
             .and_then(|p| p.terraform_lock.as_ref())
             .filter(|p| p.path == path)
             .map_or(now, |p| p.modified);
-        Artifact {
+        Box::new(Artifact {
             modified: lock.lock.as_ref().ok().and_then(|l| l.created).unwrap_or(seen),
             path,
             content: Observed {
@@ -128,7 +130,7 @@ pub(super) fn evidence(
                 // A remote lock's holder cannot be asked: live until stale.
                 holder: Holder::Unknown,
             },
-        }
+        })
     });
     let mut state_digest_mismatch = match ws.digest {
         // Terraform writes the object, then the digest: the mismatch counts from the object.
@@ -157,14 +159,18 @@ pub(super) fn evidence(
             holder: Holder::Unknown,
         })
     });
+    let previous_state = state
+        .as_ref()
+        .filter(|s| s.content.wants_previous())
+        .and_then(|_| previous.and_then(last_good_state));
     Evidence {
         state,
-        pipeline_lock,
+        pipeline_lock: pipeline_lock.map(Box::new),
         pipeline_lease,
-        last_run: markers.last_run.clone(),
+        last_run: markers.last_run.clone().map(Box::new),
         // Current when at least as new as the state object; no configuration to compare here.
         plans: markers.plan.clone().into_iter().collect(),
-        previous_state: previous.and_then(last_good_state),
+        previous_state,
         terraform_lock,
         backend: Some(BACKEND.to_owned()),
         remote_state_read: true,
@@ -208,7 +214,7 @@ pub fn bucket_state_key(evidence: &Evidence) -> Option<&str> {
         .find_map(|path| names::split_remote_key(path).map(|(state, _)| state))
 }
 
-fn last_good_state(previous: &Evidence) -> Option<StateMeta> {
+fn last_good_state(previous: &Evidence) -> Option<Arc<StateMeta>> {
     match previous.state.as_ref().map(|s| &s.content) {
         Some(StateReading::Parsed(meta)) => Some(meta.clone()),
         _ => previous.previous_state.clone(),

@@ -9,6 +9,8 @@
 //! deleted and recreated, are picked up.
 
 mod hint;
+#[cfg(target_os = "linux")]
+mod inotify;
 mod locks;
 mod roots;
 
@@ -331,18 +333,23 @@ impl Watch {
             self.telemetry
                 .scan_done(ScanKind::Full.as_str(), started.elapsed().as_secs_f64());
         }
+        // Every reading thread holds the buffer of the largest file it read: give them back
+        // before the allocator's free memory is.
+        rayon::broadcast(|_| super::read::release_buffer());
         release_free_memory();
     }
 }
 
-/// Makes the C allocator serve every buffer over 1 MiB (a state being parsed) from its own mapping,
-/// handed back to the system when freed. By default glibc raises that threshold as large blocks
-/// are freed, and the states read afterwards fragment its heaps, which then never shrink.
+/// Makes the C allocator serve every buffer over 64 KiB (a state being read and parsed, a reading
+/// thread's buffer, a batch's list of workspaces) from its own mapping, handed back to the system
+/// when freed. By default glibc raises that threshold as large blocks are freed, and the buffers
+/// of the states read afterwards, between the small records the daemon keeps, fragment its heap
+/// for good.
 fn keep_large_buffers_out_of_the_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets an allocator parameter.
     unsafe {
-        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 1 << 20);
+        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 64 << 10);
     }
 }
 
@@ -357,7 +364,12 @@ fn release_free_memory() {
 }
 
 /// The last good state reading of a workspace, kept while its state file settles.
-fn previous_state(known: &dyn Known, root: &str, path: &str, name: &str) -> Option<crate::artifact::state::StateMeta> {
+fn previous_state(
+    known: &dyn Known,
+    root: &str,
+    path: &str,
+    name: &str,
+) -> Option<Arc<crate::artifact::state::StateMeta>> {
     let key: Key = (root.to_owned(), path.to_owned(), name.to_owned());
     known.workspace(&key)?.verdict.state.clone()
 }

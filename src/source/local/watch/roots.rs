@@ -18,8 +18,9 @@ use crate::workspace::{Scope, Sink, Update};
 /// A root's identity: device, inode and birth time (a root deleted and made again often gets the
 /// same inode number back at once; only the birth time tells the new directory from the old).
 type Identity = (u64, u64, Option<std::time::SystemTime>);
-/// The watcher of each root, with the root's identity when it was set up.
-pub(super) type Watchers = HashMap<String, (Box<dyn Watcher + Send>, Identity)>;
+/// The watcher of each root (held until dropped, which stops it), with the root's identity when
+/// it was set up.
+pub(super) type Watchers = HashMap<String, (Box<dyn Send>, Identity)>;
 pub(super) type Events = mpsc::Sender<notify::Result<notify::Event>>;
 
 /// True while the directory of a root exists and can be listed (`iacwatch_root_up`).
@@ -70,20 +71,13 @@ impl Watch {
         }
     }
 
-    fn start_watcher(&self, path: &Path, tx: Events) -> Option<Box<dyn Watcher + Send>> {
+    fn start_watcher(&self, path: &Path, tx: Events) -> Option<Box<dyn Send>> {
         if let Some(interval) = self.timing.poll {
             return poll_watcher(path, tx, interval);
         }
-        let mut watcher = match notify::recommended_watcher(Relevant(tx.clone())) {
-            Ok(watcher) => watcher,
-            Err(err) => {
-                tracing::warn!(error = %err, "file events are not available; polling instead");
-                return poll_watcher(path, tx, Duration::from_secs(5));
-            }
-        };
-        match watcher.watch(path, RecursiveMode::Recursive) {
-            Ok(()) => Some(Box::new(watcher)),
-            Err(err) if matches!(err.kind, notify::ErrorKind::MaxFilesWatch) => {
+        match events(path, tx.clone()) {
+            Ok(watcher) => Some(watcher),
+            Err(Unwatched::Limit) => {
                 tracing::error!(
                     root = %path.display(),
                     "the inotify watch limit is exhausted (fs.inotify.max_user_watches); polling this root every 5s \
@@ -91,11 +85,39 @@ impl Watch {
                 );
                 poll_watcher(path, tx, Duration::from_secs(5))
             }
-            Err(err) => {
+            Err(Unwatched::Other(err)) => {
                 tracing::warn!(root = %path.display(), error = %err, "cannot watch root; polling it instead");
                 poll_watcher(path, tx, Duration::from_secs(5))
             }
         }
+    }
+}
+
+/// Why a root's file events cannot be had.
+enum Unwatched {
+    /// The watch limit is reached.
+    Limit,
+    Other(String),
+}
+
+/// The file events of a root and everything below it: the own inotify watcher on Linux.
+#[cfg(target_os = "linux")]
+fn events(path: &Path, tx: Events) -> Result<Box<dyn Send>, Unwatched> {
+    match super::inotify::watch(path, tx) {
+        Ok(watcher) => Ok(Box::new(watcher)),
+        Err(super::inotify::WatchError::Limit) => Err(Unwatched::Limit),
+        Err(err) => Err(Unwatched::Other(err.to_string())),
+    }
+}
+
+/// The file events of a root and everything below it: `notify`'s watcher for this system.
+#[cfg(not(target_os = "linux"))]
+fn events(path: &Path, tx: Events) -> Result<Box<dyn Send>, Unwatched> {
+    let mut watcher = notify::recommended_watcher(Relevant(tx)).map_err(|e| Unwatched::Other(e.to_string()))?;
+    match watcher.watch(path, RecursiveMode::Recursive) {
+        Ok(()) => Ok(Box::new(watcher)),
+        Err(err) if matches!(err.kind, notify::ErrorKind::MaxFilesWatch) => Err(Unwatched::Limit),
+        Err(err) => Err(Unwatched::Other(err.to_string())),
     }
 }
 
@@ -114,7 +136,7 @@ impl notify::EventHandler for Relevant {
     }
 }
 
-fn poll_watcher(path: &Path, tx: Events, interval: Duration) -> Option<Box<dyn Watcher + Send>> {
+fn poll_watcher(path: &Path, tx: Events, interval: Duration) -> Option<Box<dyn Send>> {
     let config = notify::Config::default().with_poll_interval(interval);
     let mut watcher = notify::PollWatcher::new(Relevant(tx), config).ok()?;
     match watcher.watch(path, RecursiveMode::Recursive) {
