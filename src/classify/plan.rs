@@ -1,6 +1,8 @@
 //! The plan rules: the newest readable plan (current or stale), drift, pending changes, an errored
 //! plan, and a configuration changed since the last apply and not planned.
 
+use chrono::{DateTime, Utc};
+
 use super::{Classification, plural};
 use crate::artifact::plan::PlanSummary;
 use crate::model::ReasonCode;
@@ -30,7 +32,10 @@ impl Classification<'_> {
             return;
         };
         let after_state = e.state.as_ref().is_none_or(|s| artifact.modified >= s.modified);
-        let after_config = e.newest_config.as_ref().is_none_or(|c| artifact.modified >= c.modified);
+        let after_config = e
+            .newest_config
+            .as_ref()
+            .is_none_or(|c| !later_than(c.modified, artifact.modified));
         let current = after_state && after_config;
         self.plan = Some((index, current));
         let path = artifact.path.as_str();
@@ -77,7 +82,10 @@ impl Classification<'_> {
         };
         // The newest readable plan, as `plan()` chose it.
         let newest_plan = self.plan.and_then(|(index, _)| e.plans.get(index)).map(|p| p.modified);
-        if meta.has_resources() && config.modified > state.modified && newest_plan.is_none_or(|p| config.modified > p) {
+        if meta.has_resources()
+            && later_than(config.modified, state.modified)
+            && newest_plan.is_none_or(|p| later_than(config.modified, p))
+        {
             self.hold(
                 ReasonCode::ConfigChanged,
                 "the configuration changed after the last apply and has not been planned".into(),
@@ -85,6 +93,18 @@ impl Classification<'_> {
             );
             self.apply_needed.push(config.modified);
         }
+    }
+}
+
+/// Whether `config` was modified after `artifact`, at the precision of `artifact`'s time. A time
+/// on a whole second is taken as one of that precision: an object store's `Last-Modified` (and
+/// a file system with whole-second times) carries no more, so a state or a plan written to a
+/// bucket in the second after `terraform init` wrote `.terraform.lock.hcl` is not older than it.
+fn later_than(config: DateTime<Utc>, artifact: DateTime<Utc>) -> bool {
+    if artifact.timestamp_subsec_nanos() == 0 {
+        config.timestamp() > artifact.timestamp()
+    } else {
+        config > artifact
     }
 }
 

@@ -272,10 +272,13 @@ fn a_plan_written_in_the_same_instant_as_the_state_or_the_config_is_current() {
         "a config as old as the state"
     );
 
-    // One instant older than the state, or than the config: stale, and says nothing.
-    for (state, config) in [(t0() + ms(1), t0()), (t0(), t0() + ms(1))] {
+    // One instant older than the state, or than the config: stale, and says nothing (times with
+    // a fraction of a second, as a local file system has them).
+    let at = t0() + ms(500);
+    for (state, config) in [(at + ms(1), at), (at, at + ms(1))] {
         let older = Evidence {
             state: active_state_at(state),
+            plans: vec![pending_plan("ws/plan.json", at)],
             newest_config: stamp("ws/main.tf", config).map(|s| *s),
             ..tie.clone()
         };
@@ -284,6 +287,41 @@ fn a_plan_written_in_the_same_instant_as_the_state_or_the_config_is_current() {
         assert!(codes(&verdict).contains(&ReasonCode::PlanStale));
         assert!(!codes(&verdict).contains(&ReasonCode::PendingChanges));
     }
+}
+
+#[test]
+fn a_config_within_the_second_of_a_whole_second_state_or_plan_is_not_newer_than_it() {
+    // An object store's Last-Modified has whole seconds: `terraform init` wrote the lock file at
+    // .3 s, the apply put the state in the bucket at .7 s of the same second, which it dates .0.
+    let policy = Policy::default();
+    let now = t0() + TimeDelta::hours(1);
+    let config = t0() + ms(300);
+    let applied = Evidence {
+        state: active_state_at(t0()),
+        newest_config: stamp("ws/.terraform.lock.hcl", config).map(|s| *s),
+        ..Evidence::default()
+    };
+    let verdict = classify(&applied, now, &policy);
+    assert_eq!(verdict.status, Status::Active, "{:?}", codes(&verdict));
+    let planned = Evidence {
+        plans: vec![pending_plan("ws/plan.json", t0())],
+        ..applied.clone()
+    };
+    assert_eq!(classify(&planned, now, &policy).plan, Some((0, true)));
+
+    // A config in the next second is newer.
+    let changed = Evidence {
+        newest_config: stamp("ws/main.tf", t0() + ms(1_000)).map(|s| *s),
+        ..applied
+    };
+    let verdict = classify(&changed, now, &policy);
+    assert_eq!(verdict.status, Status::ApplyNeeded);
+    assert!(codes(&verdict).contains(&ReasonCode::ConfigChanged));
+    let planned = Evidence {
+        plans: vec![pending_plan("ws/plan.json", t0())],
+        ..changed
+    };
+    assert_eq!(classify(&planned, now, &policy).plan, Some((0, false)));
 }
 
 #[test]
