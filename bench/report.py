@@ -97,7 +97,7 @@ def render(r):
         ("2 threads >= 1.6x faster than 1", f"{ratio(t1, t2):.2f}x", ratio(t1, t2) >= 1.6),
         ("killed apply visible within 5 s", r["killed_apply"] or "not run (Terraform not installed)",
          r["killed_apply"] is not None and _seconds(r["killed_apply"]) <= 5),
-    ] + serve_targets(s, big)
+    ] + serve_targets(s, big) + memory_per_workspace_targets(r.get("serve_memory"))
     for name, value, ok in rows:
         w(f"| {name} | {value} | {verdict(ok)} |")
     w("")
@@ -201,6 +201,8 @@ def render(r):
          "it was not run here (Terraform is not installed: `tools/install-terraform`).\n"))
     for line in serve_sections(s, big_name, big, killed):
         w(line)
+    for line in memory_per_workspace_section(r.get("serve_memory")):
+        w(line)
 
     th = r["threads"]
     w(f"## 6. Threads ({big_name})\n")
@@ -265,6 +267,30 @@ def serve_targets(s, big):
          s["idle_cpu_pct"] < 1),
     ]
     return rows
+
+
+def memory_per_workspace_targets(sm):
+    """`serve`'s resident memory per workspace beyond an empty daemon (bench/serve-memory)."""
+    if not sm:
+        return []
+    return [(f"`serve` RSS per workspace beyond an empty daemon <= 3 KiB, {x['workspaces']:,} workspaces",
+             f"{x['per_workspace'] / 1024:.2f} KiB", x["per_workspace"] <= 3 * 1024) for x in sm["sizes"]]
+
+
+def memory_per_workspace_section(sm):
+    """The table of bench/serve-memory, under section 5."""
+    if not sm:
+        return []
+    out = [f"Resident memory per workspace (`bench/serve-memory --runs {sm['runs']}`): `serve` on the corpus "
+           "and on an empty directory, each with a fresh history, RSS read once `/readyz` answers 200 and "
+           "the RSS has not moved for 2 s; (RSS - RSS of the empty daemon) / workspaces, medians.\n",
+           f"| workspaces | RSS when ready | beyond the empty daemon ({sm['empty_rss'] / 2**20:.1f} MiB) | per workspace |",
+           "|---:|---:|---:|---:|"]
+    for x in sm["sizes"]:
+        out.append(f"| {x['workspaces']:,} | {x['rss'] / 2**20:.1f} MiB | {(x['rss'] - sm['empty_rss']) / 2**20:.1f} MiB "
+                   f"| **{x['per_workspace'] / 1024:.2f} KiB** |")
+    out.append("")
+    return out
 
 
 def serve_sections(s, big_name, big, after_latency=None):
