@@ -30,7 +30,12 @@ def dynamodb():
 
 def main(cmd, *args):
     if cmd == "create-bucket":
-        s3().create_bucket(Bucket=args[0])
+        # Asked again when a first try lost its connection: a bucket it made is ours already.
+        client = s3()
+        try:
+            client.create_bucket(Bucket=args[0])
+        except (client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists):
+            pass
     elif cmd == "create-table":
         dynamodb().create_table(
             TableName=args[0],

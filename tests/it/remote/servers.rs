@@ -12,7 +12,7 @@ use futures_util::{StreamExt, stream};
 use iacwatch::source::s3::{AwsEnvironment, RemoteSettings, S3Client, S3Root};
 use tempfile::TempDir;
 
-use crate::support::{Daemon, eventually, free_port, http_request, repo, tool};
+use crate::support::{Daemon, converge, eventually, free_port, http_request, repo, tool};
 
 pub const ACCESS_KEY: &str = "iacwatch-test-key";
 /// The servers' secret: it must never appear in anything iacwatch says.
@@ -74,7 +74,11 @@ impl SeaweedFs {
             dir,
         };
         server.start_again();
-        aws(Some(&server.endpoint), None, &["create-bucket", BUCKET]);
+        // `weed mini` can answer S3 and still be bringing its filer up on a busy machine, and
+        // refuse the next connection: the bucket is asked for again until it is made.
+        converge(Duration::from_secs(60), "the bucket to be made", || {
+            try_aws(Some(&server.endpoint), None, &["create-bucket", BUCKET])
+        });
         Some(server)
     }
 
@@ -276,6 +280,13 @@ fn script() -> PathBuf {
 
 /// Runs `aws.py ARGS` with the test keys; panics with its output if it fails.
 pub fn aws(s3: Option<&str>, dynamodb: Option<&str>, args: &[&str]) {
+    if let Err(failed) = try_aws(s3, dynamodb, args) {
+        panic!("{failed}");
+    }
+}
+
+/// Runs `aws.py ARGS` with the test keys; its output when it fails.
+pub fn try_aws(s3: Option<&str>, dynamodb: Option<&str>, args: &[&str]) -> Result<(), String> {
     let mut command = Command::new(python());
     command
         .arg(script())
@@ -286,12 +297,14 @@ pub fn aws(s3: Option<&str>, dynamodb: Option<&str>, args: &[&str]) {
         .env("DYNAMODB_ENDPOINT", dynamodb.unwrap_or("http://127.0.0.1:1"))
         .stdin(Stdio::null());
     let out = command.output().unwrap();
-    assert!(
-        out.status.success(),
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
         "aws.py {args:?}: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    );
+    ))
 }
 
 /// Writes `items` (DynamoDB wire format) into the lock table.
