@@ -566,7 +566,9 @@ mod tests {
     /// is a value, a structural byte or one that ends the document wrongly.
     #[test]
     fn white_space_around_keys_colons_and_values_agrees_with_serde_json() {
-        let spaces = ["", " ", "  ", "\n", " \n", "\n  ", "\t", "\r\n", " \u{1}", "\u{1}", "\u{b}", "\u{c}"];
+        let spaces = [
+            "", " ", "  ", "\n", " \n", "\n  ", "\t", "\r\n", " \u{1}", "\u{1}", "\u{b}", "\u{c}",
+        ];
         let mut long = String::from("\n");
         long.push_str(&" ".repeat(40));
         for ws in spaces.iter().copied().chain([long.as_str()]) {
