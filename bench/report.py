@@ -175,8 +175,10 @@ def render(r):
               f"| {ratio(med(x['wall']), base):.2f}x |")
         w("")
         w(f"iacwatch parses at {h['_bytes'] / base / 1e6:,.0f} MB/s and peaks at "
-          f"{mib(max(h['iacwatch scan']['rss']))} for a {mib(h['_bytes'])} file: the file is held in memory "
-          "(files above 256 MiB are streamed in constant memory instead), and none of its values are kept.\n")
+          f"{mib(max(h['iacwatch scan']['rss']))} for a {mib(h['_bytes'])} file: the file is parsed from a "
+          "read-only mapping, whose page-cache pages count in the resident set as they are read (no copy of "
+          "it is made; files above 256 MiB are streamed in constant memory instead), and none of its values "
+          "are kept.\n")
 
     if r.get("terraform_show"):
         ts = r["terraform_show"]
