@@ -266,7 +266,7 @@ pub(crate) mod tests {
     use std::process::Command;
 
     use super::*;
-    use crate::artifact::state;
+    use crate::artifact::state::{self, StateMeta};
 
     /// A state of exactly `len` bytes (at least a few hundred) with one resource in every 200
     /// bytes or so.
@@ -292,6 +292,15 @@ pub(crate) mod tests {
 
     fn write(path: &Path, bytes: &[u8]) {
         fs::write(path, bytes).unwrap();
+    }
+
+    /// `parse` of the state at `path`, with `during` run on it between mapping and parsing.
+    fn parsed_while(path: &Path, during: impl FnOnce(&Path) + 'static) -> Option<Result<StateMeta, ParseError>> {
+        let file = File::open(path).unwrap();
+        let meta = file.metadata().unwrap();
+        let path = path.to_owned();
+        AFTER_MAP.with(|hook| hook.set(Some(Box::new(move || during(&path)))));
+        parse(&file, &meta, state::parse)
     }
 
     fn cut_to(path: &Path, len: u64) {
@@ -330,11 +339,7 @@ pub(crate) mod tests {
 
         // The same through `parse`, cut between mapping and parsing.
         write(&path, &state_text(1 << 20, 4));
-        let file = File::open(&path).unwrap();
-        let meta = file.metadata().unwrap();
-        let cut = path.clone();
-        AFTER_MAP.with(|hook| hook.set(Some(Box::new(move || cut_to(&cut, 300_000)))));
-        assert_eq!(parse(&file, &meta, state::parse), None);
+        assert_eq!(parsed_while(&path, |path| cut_to(path, 300_000)), None);
     }
 
     #[test]
@@ -343,11 +348,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("terraform.tfstate");
         write(&path, &state_text(1 << 20, 3));
-        let file = File::open(&path).unwrap();
-        let meta = file.metadata().unwrap();
-        let cut = path.clone();
-        AFTER_MAP.with(|hook| hook.set(Some(Box::new(move || cut_to(&cut, (1 << 20) - 10)))));
-        assert_eq!(parse(&file, &meta, state::parse), None);
+        assert_eq!(parsed_while(&path, |path| cut_to(path, (1 << 20) - 10)), None);
     }
 
     #[test]
@@ -355,35 +356,25 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("terraform.tfstate");
         write(&path, &state_text(1 << 20, 3));
-        let file = File::open(&path).unwrap();
-        let meta = file.metadata().unwrap();
-        let grow = path.clone();
-        AFTER_MAP.with(|hook| {
-            hook.set(Some(Box::new(move || {
-                use std::io::Write;
-                OpenOptions::new()
-                    .append(true)
-                    .open(&grow)
-                    .unwrap()
-                    .write_all(b"  ")
-                    .unwrap();
-            })))
-        });
-        assert_eq!(parse(&file, &meta, state::parse), None);
+        let grow = |path: &Path| {
+            use std::io::Write;
+            OpenOptions::new()
+                .append(true)
+                .open(path)
+                .unwrap()
+                .write_all(b"  ")
+                .unwrap();
+        };
+        assert_eq!(parsed_while(&path, grow), None);
 
         // Rewritten in place, same size: the modification time tells.
         write(&path, &state_text(1 << 20, 3));
         filetime::set_file_mtime(&path, filetime::FileTime::from_unix_time(1_700_000_000, 0)).unwrap();
-        let file = File::open(&path).unwrap();
-        let meta = file.metadata().unwrap();
-        let rewrite = path.clone();
-        AFTER_MAP.with(|hook| {
-            hook.set(Some(Box::new(move || {
-                write(&rewrite, &state_text(1 << 20, 9));
-                filetime::set_file_mtime(&rewrite, filetime::FileTime::from_unix_time(1_700_000_001, 0)).unwrap();
-            })))
-        });
-        assert_eq!(parse(&file, &meta, state::parse), None);
+        let rewrite = |path: &Path| {
+            write(path, &state_text(1 << 20, 9));
+            filetime::set_file_mtime(path, filetime::FileTime::from_unix_time(1_700_000_001, 0)).unwrap();
+        };
+        assert_eq!(parsed_while(&path, rewrite), None);
     }
 
     #[test]
