@@ -494,24 +494,24 @@ mod tests {
     use super::super::mapped::{self, AFTER_MAP, tests::state_text};
     use super::*;
 
-    fn reading(root: &Path, path: &Path) -> StateReading {
+    /// `with` given a reader of `root` as `scan` has (files streamed above `STREAM_ABOVE`).
+    fn with_reader<R>(root: &Path, with: impl FnOnce(&Reader<'_>) -> R) -> R {
         let probe = SystemProbe::new();
-        let reader = Reader {
+        with(&Reader {
             root,
             probe: &probe,
             stream_above: STREAM_ABOVE,
-        };
-        reader.state(path).expect("the state exists").content
+        })
+    }
+
+    fn reading(root: &Path, path: &Path) -> StateReading {
+        with_reader(root, |reader| reader.state(path).expect("the state exists").content)
     }
 
     fn is_mapped(root: &Path, path: &Path) -> bool {
-        let probe = SystemProbe::new();
-        let reader = Reader {
-            root,
-            probe: &probe,
-            stream_above: STREAM_ABOVE,
-        };
-        matches!(reader.open(path), Some((_, Ok(Body::Mapped(..)))))
+        with_reader(root, |reader| {
+            matches!(reader.open(path), Some((_, Ok(Body::Mapped(..)))))
+        })
     }
 
     #[test]
