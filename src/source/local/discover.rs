@@ -211,14 +211,15 @@ fn walk(
                 found(rel);
             }
         }
-        if entry.depth() == 0 {
+        // Only a directory is walked on from, so only a directory needs the exclusions' look
+        // (a file left out here would only not be visited, and a visit of a file does nothing).
+        if entry.depth() == 0 || !dir {
             return true;
         }
-        let rel = relative(root, entry.path());
-        if options.exclude.is_match(&rel) {
+        if PRUNED.contains(&name.as_ref()) {
             return false;
         }
-        !(dir && PRUNED.contains(&name.as_ref()))
+        options.exclude.is_empty() || !options.exclude.is_match(relative(root, entry.path()))
     });
     let mut errors = Vec::new();
     for item in iter {

@@ -269,7 +269,7 @@ fn read_fresh<T>(file: &File, len: u64, slice: fn(&[u8]) -> Result<T, ParseError
     let mut buf = Vec::new();
     read_whole(file, len, &mut buf)
         .map_err(|e| ParseError::Io { kind: e.kind() })
-        .and_then(|()| slice(&buf))
+        .and_then(|n| slice(&buf[..n]))
 }
 
 /// Reads single artifacts, naming them relative to the root.
@@ -318,14 +318,40 @@ pub(crate) fn release_buffer() {
     });
 }
 
-/// Reads `file` (of `len` bytes when opened) whole into `buf`, which is emptied first.
-fn read_whole(file: &File, len: u64, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    buf.clear();
-    buf.reserve(len as usize + 1);
-    // The whole file is read once, front to back.
-    let _ = nix::fcntl::posix_fadvise(file, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_SEQUENTIAL);
+/// Files above this size are read with `POSIX_FADV_SEQUENTIAL` (a larger read-ahead when they
+/// are not cached); a smaller one takes one `read` anyway, and the advice would be a system call
+/// of its own for nothing.
+const ADVISE_ABOVE: u64 = 1 << 20;
+
+/// Reads `file` (of `len` bytes when opened) whole into the front of `buf`, and gives how many
+/// bytes it holds; what lies in `buf` past them is left from earlier files. `buf` keeps its
+/// length (it only grows, zeroed once), so that a reused buffer costs no clearing per file, and the
+/// file is read to its end by plain `read`s: `read_to_end` of a `File` asks the kernel for the
+/// size and the position again (an `fstat` and an `lseek` per file) before it reads.
+fn read_whole(file: &File, len: u64, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    // One byte more than the file held when opened: the read that returns nothing ends it.
+    let room = usize::try_from(len).unwrap_or(usize::MAX - 1) + 1;
+    if buf.len() < room {
+        buf.resize(room, 0);
+    }
+    if len > ADVISE_ABOVE {
+        // The whole file is read once, front to back.
+        let _ = nix::fcntl::posix_fadvise(file, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_SEQUENTIAL);
+    }
     let mut reader = file;
-    reader.read_to_end(buf).map(|_| ())
+    let mut filled = 0;
+    loop {
+        if filled == buf.len() {
+            // The file grew since it was opened: read on to its end, as `read_to_end` does.
+            buf.resize(2 * buf.len(), 0);
+        }
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => return Ok(filled),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 impl Reader<'_> {
@@ -393,7 +419,9 @@ impl Reader<'_> {
         let io = |e: std::io::Error| ParseError::Io { kind: e.kind() };
         match turn {
             Some(mut turn) => {
-                let parsed = read_whole(file, len, &mut turn).map_err(io).and_then(|()| slice(&turn));
+                let parsed = read_whole(file, len, &mut turn)
+                    .map_err(io)
+                    .and_then(|n| slice(&turn[..n]));
                 // A one-shot scan keeps the big buffer for the next big file; the daemon, which
                 // stays up, gives its memory back at once.
                 if self.stream_above < STREAM_ABOVE {
@@ -402,7 +430,9 @@ impl Reader<'_> {
                 parsed
             }
             None if len <= REUSED_UP_TO => BUFFER.with(|cell| match cell.try_borrow_mut() {
-                Ok(mut buf) => read_whole(file, len, &mut buf).map_err(io).and_then(|()| slice(&buf)),
+                Ok(mut buf) => read_whole(file, len, &mut buf)
+                    .map_err(io)
+                    .and_then(|n| slice(&buf[..n])),
                 // Not reentrant; a fresh buffer should it ever be.
                 Err(_) => read_fresh(file, len, slice),
             }),
