@@ -5,13 +5,13 @@
 //! `node_modules` and the folders Terraform keeps inside a workspace are never descended into.
 //! Each top-level directory of a root is walked in parallel.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use globset::GlobSet;
 use rayon::prelude::*;
-use walkdir::{DirEntry, WalkDir};
 
 use super::layout::{PRUNED, is_marker};
 use crate::workspace::{ProblemKind, is_within};
@@ -87,8 +87,8 @@ fn by_components(root: &Path, path: &Path) -> String {
 
 /// Checks that a root can be walked.
 pub(crate) fn check_root(root: &Path) -> Result<(), RootError> {
-    match std::fs::metadata(root) {
-        Ok(meta) if meta.is_dir() => match std::fs::read_dir(root) {
+    match fs::metadata(root) {
+        Ok(meta) if meta.is_dir() => match fs::read_dir(root) {
             Ok(_) => Ok(()),
             Err(e) => Err(RootError::Unreadable {
                 path: root.to_owned(),
@@ -104,11 +104,19 @@ pub(crate) fn check_root(root: &Path) -> Result<(), RootError> {
     }
 }
 
+/// A workspace directory as the walk found it: where it is, and the entries its one listing
+/// gave (valid while the callback runs; the directory is closed after it).
+pub(crate) struct Found<'a> {
+    /// Relative to the root.
+    pub rel: String,
+    pub entries: &'a [fs::DirEntry],
+}
+
 /// Finds the workspace directories under `root` (relative paths, sorted).
 pub(crate) fn discover(root: &Path, options: &DiscoverOptions) -> Result<(Vec<String>, Vec<WalkProblem>), RootError> {
     let found = Mutex::new(Vec::new());
-    let problems = discover_each(root, options, &|rel| {
-        found.lock().unwrap_or_else(|e| e.into_inner()).push(rel);
+    let problems = discover_each(root, options, &|dir| {
+        found.lock().unwrap_or_else(|e| e.into_inner()).push(dir.rel);
     })?;
     let mut found = found.into_inner().unwrap_or_default();
     found.sort();
@@ -116,31 +124,20 @@ pub(crate) fn discover(root: &Path, options: &DiscoverOptions) -> Result<(Vec<St
 }
 
 /// Finds the workspace directories under `root` and hands each to `each` (once, as soon as it is
-/// found, from whichever thread walks it), so that reading can start before the walk ends. The
-/// walk's problems are returned sorted by path.
+/// found, from whichever thread walks it, with the listing the walk made of it), so that reading
+/// can start before the walk ends. The walk's problems are returned sorted by path.
 pub(crate) fn discover_each(
     root: &Path,
     options: &DiscoverOptions,
-    each: &(dyn Fn(String) + Sync),
+    each: &(dyn Fn(Found<'_>) + Sync),
 ) -> Result<Vec<WalkProblem>, RootError> {
     check_root(root)?;
-    let seen = Mutex::new(HashSet::new());
-    let found = |rel: String| {
-        if seen.lock().unwrap_or_else(|e| e.into_inner()).insert(rel.clone()) {
-            each(rel);
-        }
-    };
     let problems = Mutex::new(Vec::new());
     // The root's own entries first, one level deep; then each subdirectory in parallel.
-    let mut subdirs = Vec::new();
-    walk(root, root, Some(1), options, &found, &problems, |entry| {
-        if entry.depth() == 1 && is_dir(entry, options.follow_symlinks) {
-            subdirs.push(entry.path().to_owned());
-        }
-    });
+    let subdirs = walk(root, root, Some(1), options, each, &problems);
     subdirs
         .par_iter()
-        .for_each(|dir| walk(root, dir, None, options, &found, &problems, |_| {}));
+        .for_each(|dir| walk_from(root, dir.clone(), options, each, &problems));
     let mut problems = problems.into_inner().unwrap_or_default();
     problems.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(problems)
@@ -155,10 +152,10 @@ pub(crate) fn discover_subtree(root: &Path, rel: &str, options: &DiscoverOptions
     }
     let found = Mutex::new(BTreeSet::new());
     let problems = Mutex::new(Vec::new());
-    let each = |rel: String| {
-        found.lock().unwrap_or_else(|e| e.into_inner()).insert(rel);
+    let each = |dir: Found<'_>| {
+        found.lock().unwrap_or_else(|e| e.into_inner()).insert(dir.rel);
     };
-    walk(root, &start, None, options, &each, &problems, |_| {});
+    walk(root, &start, None, options, &each, &problems);
     let found: Vec<String> = found
         .into_inner()
         .unwrap_or_default()
@@ -170,7 +167,7 @@ pub(crate) fn discover_subtree(root: &Path, rel: &str, options: &DiscoverOptions
 
 /// True when the directory directly holds something that makes it a workspace directory.
 pub(crate) fn is_workspace_dir(dir: &Path) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    let Ok(entries) = fs::read_dir(dir) else {
         return false;
     };
     entries.flatten().any(|e| {
@@ -179,80 +176,220 @@ pub(crate) fn is_workspace_dir(dir: &Path) -> bool {
     })
 }
 
-fn is_dir(entry: &DirEntry, follow: bool) -> bool {
-    entry.file_type().is_dir() || (follow && entry.path_is_symlink() && entry.path().is_dir())
+/// A directory still to be listed: its path, its depth below the walk's start, and (when symbolic
+/// links are followed) the directories above it, for loop detection.
+struct Pending {
+    path: PathBuf,
+    depth: usize,
+    ancestors: Vec<Ancestor>,
 }
 
+/// A directory above the one being listed, as a link could lead back to it.
+#[derive(Clone)]
+struct Ancestor {
+    id: (u64, u64),
+    path: PathBuf,
+}
+
+impl Ancestor {
+    /// The directory `path` names (through a link), by device and inode.
+    fn of(path: &Path) -> Option<Ancestor> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(path).ok()?;
+        Some(Ancestor {
+            id: (meta.dev(), meta.ino()),
+            path: path.to_owned(),
+        })
+    }
+
+    /// The directories a link under `start` could loop back to before the walk has gone down:
+    /// every directory above `start`'s real path, and `start` itself.
+    fn of_start(start: &Path) -> Vec<Ancestor> {
+        let mut chain: Vec<Ancestor> = match start.canonicalize() {
+            Ok(real) => real.ancestors().skip(1).filter_map(Ancestor::of).collect(),
+            Err(_) => Vec::new(),
+        };
+        chain.reverse();
+        chain.extend(Ancestor::of(start));
+        chain
+    }
+}
+
+/// Walks from `start` down to `max_depth` (the start is depth 0), listing each directory once:
+/// each that holds a marker is handed to `found` with its listing; `.git`, `node_modules` and the
+/// folders Terraform keeps are never opened, nor is an excluded directory. Gives the directories
+/// directly below `start` that would be walked on from.
 fn walk(
     root: &Path,
     start: &Path,
     max_depth: Option<usize>,
     options: &DiscoverOptions,
-    found: &(dyn Fn(String) + Sync),
+    found: &(dyn Fn(Found<'_>) + Sync),
     problems: &Mutex<Vec<WalkProblem>>,
-    mut visit: impl FnMut(&DirEntry),
-) {
-    let mut walker = WalkDir::new(start).follow_links(options.follow_symlinks);
-    if let Some(depth) = max_depth {
-        walker = walker.max_depth(depth);
-    }
-    // A directory holding several markers is handed on once, at the first.
-    let mut local = HashSet::new();
-    let iter = walker.into_iter().filter_entry(|entry| {
-        let name = entry.file_name().to_string_lossy();
-        let dir = is_dir(entry, options.follow_symlinks);
-        if entry.depth() > 0
-            && is_marker(&name, dir)
-            && let Some(parent) = entry.path().parent()
-        {
-            let rel = relative(root, parent);
-            if !local.contains(&rel) {
-                local.insert(rel.clone());
-                found(rel);
-            }
-        }
-        // Only a directory is walked on from, so only a directory needs the exclusions' look
-        // (a file left out here would only not be visited, and a visit of a file does nothing).
-        if entry.depth() == 0 || !dir {
-            return true;
-        }
-        if PRUNED.contains(&name.as_ref()) {
-            return false;
-        }
-        options.exclude.is_empty() || !options.exclude.is_match(relative(root, entry.path()))
-    });
-    let mut errors = Vec::new();
-    for item in iter {
-        match item {
-            Ok(entry) => visit(&entry),
-            Err(err) => errors.push(walk_problem(root, &err)),
-        }
-    }
-    problems.lock().unwrap_or_else(|e| e.into_inner()).extend(errors);
+) -> Vec<PathBuf> {
+    let ancestors = match options.follow_symlinks {
+        true => Ancestor::of_start(start),
+        false => Vec::new(),
+    };
+    let mut walk = Walk {
+        root,
+        options,
+        found,
+        errors: Vec::new(),
+        below_start: Vec::new(),
+    };
+    walk.run(
+        Pending {
+            path: start.to_owned(),
+            depth: 0,
+            ancestors,
+        },
+        max_depth,
+    );
+    problems.lock().unwrap_or_else(|e| e.into_inner()).extend(walk.errors);
+    walk.below_start
 }
 
-fn walk_problem(root: &Path, err: &walkdir::Error) -> WalkProblem {
-    let path = err.path().map(|p| relative(root, p)).unwrap_or_else(|| ".".into());
-    if let Some(ancestor) = err.loop_ancestor() {
-        return WalkProblem {
-            message: format!("symbolic link loop back to {}", relative(root, ancestor)),
-            path,
-            kind: ProblemKind::SymlinkLoop,
-        };
+/// `walk` from a directory directly below the root, all the way down.
+fn walk_from(
+    root: &Path,
+    dir: PathBuf,
+    options: &DiscoverOptions,
+    found: &(dyn Fn(Found<'_>) + Sync),
+    problems: &Mutex<Vec<WalkProblem>>,
+) {
+    walk(root, &dir, None, options, found, problems);
+}
+
+struct Walk<'a> {
+    root: &'a Path,
+    options: &'a DiscoverOptions,
+    found: &'a (dyn Fn(Found<'_>) + Sync),
+    errors: Vec<WalkProblem>,
+    /// The directories at depth 1 walked on from (or that would be, past the maximum depth).
+    below_start: Vec<PathBuf>,
+}
+
+impl Walk<'_> {
+    /// Depth first, without recursion: one directory open at a time.
+    fn run(&mut self, start: Pending, max_depth: Option<usize>) {
+        let mut pending = vec![start];
+        while let Some(dir) = pending.pop() {
+            let entries = match fs::read_dir(&dir.path) {
+                Ok(entries) => entries,
+                Err(err) => {
+                    self.problem(&dir.path, &err);
+                    continue;
+                }
+            };
+            let mut listed = Vec::new();
+            for entry in entries {
+                match entry {
+                    Ok(entry) => listed.push(entry),
+                    Err(err) => self.problem(&dir.path, &err),
+                }
+            }
+            let mut workspace = false;
+            let mut below = Vec::new();
+            for entry in &listed {
+                let Some(is_dir) = self.is_dir(entry, &dir) else {
+                    continue;
+                };
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                workspace = workspace || is_marker(&name, is_dir);
+                if is_dir && !PRUNED.contains(&name.as_ref()) && !self.excluded(&entry.path()) {
+                    below.push(entry.path());
+                }
+            }
+            if workspace {
+                (self.found)(Found {
+                    rel: relative(self.root, &dir.path),
+                    entries: &listed,
+                });
+            }
+            drop(listed);
+            if dir.depth == 0 {
+                self.below_start.clone_from(&below);
+            }
+            if max_depth.is_some_and(|max| dir.depth + 1 >= max) {
+                continue;
+            }
+            for path in below.into_iter().rev() {
+                let ancestors = if self.options.follow_symlinks {
+                    let mut chain = dir.ancestors.clone();
+                    chain.extend(Ancestor::of(&path));
+                    chain
+                } else {
+                    Vec::new()
+                };
+                pending.push(Pending {
+                    path,
+                    depth: dir.depth + 1,
+                    ancestors,
+                });
+            }
+        }
     }
-    match err.io_error().map(std::io::Error::kind) {
-        Some(std::io::ErrorKind::PermissionDenied) => WalkProblem {
+
+    /// Whether an entry is a directory to the walk: a symbolic link is one only when links are
+    /// followed and it names a directory that is not one of those above it (a loop, reported). `None`
+    /// for an entry the walk cannot use (reported).
+    fn is_dir(&mut self, entry: &fs::DirEntry, parent: &Pending) -> Option<bool> {
+        let kind = match entry.file_type() {
+            Ok(kind) => kind,
+            Err(err) => {
+                self.problem(&entry.path(), &err);
+                return None;
+            }
+        };
+        if !(kind.is_symlink() && self.options.follow_symlinks) {
+            return Some(kind.is_dir());
+        }
+        let path = entry.path();
+        let target = match fs::metadata(&path) {
+            Ok(target) => target,
+            Err(err) => {
+                self.problem(&path, &err);
+                return None;
+            }
+        };
+        if !target.is_dir() {
+            return Some(false);
+        }
+        let id = {
+            use std::os::unix::fs::MetadataExt;
+            (target.dev(), target.ino())
+        };
+        if let Some(ancestor) = parent.ancestors.iter().rev().find(|a| a.id == id) {
+            self.errors.push(WalkProblem {
+                message: format!("symbolic link loop back to {}", relative(self.root, &ancestor.path)),
+                path: relative(self.root, &path),
+                kind: ProblemKind::SymlinkLoop,
+            });
+            return None;
+        }
+        Some(true)
+    }
+
+    fn excluded(&self, path: &Path) -> bool {
+        !self.options.exclude.is_empty() && self.options.exclude.is_match(relative(self.root, path))
+    }
+
+    fn problem(&mut self, path: &Path, err: &std::io::Error) {
+        self.errors.push(walk_problem(relative(self.root, path), err));
+    }
+}
+
+fn walk_problem(path: String, err: &std::io::Error) -> WalkProblem {
+    match err.kind() {
+        std::io::ErrorKind::PermissionDenied => WalkProblem {
             message: "permission denied: skipped".into(),
             path,
             kind: ProblemKind::PermissionDenied,
         },
-        Some(kind) => WalkProblem {
+        kind => WalkProblem {
             message: format!("cannot be read ({kind}): skipped"),
-            path,
-            kind: ProblemKind::Io,
-        },
-        None => WalkProblem {
-            message: "cannot be walked: skipped".into(),
             path,
             kind: ProblemKind::Io,
         },

@@ -40,7 +40,7 @@ pub(crate) struct DirError {
 
 /// Where each artifact of a directory is, before anything is read.
 #[derive(Default)]
-struct Listing {
+pub(crate) struct Listing {
     state: Option<PathBuf>,
     lock: Option<PathBuf>,
     named: BTreeMap<String, PathBuf>,
@@ -58,9 +58,15 @@ struct Listing {
 
 impl Listing {
     fn of(dir: &Path) -> Result<Listing, std::io::Error> {
+        let entries: Vec<fs::DirEntry> = fs::read_dir(dir)?.flatten().collect();
+        Ok(Listing::from_entries(&entries))
+    }
+
+    /// Where each artifact is, from a directory's entries (as its listing gave them, to the walk
+    /// that found it or to [`Listing::of`]).
+    pub(crate) fn from_entries(entries: &[fs::DirEntry]) -> Listing {
         let mut listing = Listing::default();
-        for entry in fs::read_dir(dir)? {
-            let Ok(entry) = entry else { continue };
+        for entry in entries {
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
             // The listing already knows the type; only a symbolic link needs a look at its target.
@@ -88,14 +94,14 @@ impl Listing {
                         listing.terragrunt = true;
                     }
                     if is_config(&name)
-                        && let Ok(modified) = modified(&entry, &path)
+                        && let Ok(modified) = modified(entry, &path)
                     {
                         listing.config.push((path, modified));
                     }
                 }
             }
         }
-        Ok(listing)
+        listing
     }
 
     /// Takes what Terragrunt's working copy holds and this unit directory does not.
@@ -128,9 +134,13 @@ fn subdirectories(dir: &Path) -> BTreeMap<String, PathBuf> {
     let Ok(entries) = fs::read_dir(dir) else {
         return BTreeMap::new();
     };
+    // The listing knows each entry's type; only a symbolic link needs a look at its target.
     entries
         .flatten()
-        .filter(|e| e.path().is_dir())
+        .filter(|e| match e.file_type() {
+            Ok(kind) if !kind.is_symlink() => kind.is_dir(),
+            _ => e.path().is_dir(),
+        })
         .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
         .filter(|(name, _)| valid_workspace_name(name))
         .collect()
@@ -164,20 +174,24 @@ fn to_utc(time: SystemTime) -> DateTime<Utc> {
     DateTime::<Utc>::from(time)
 }
 
-/// Reads a whole directory. `previous` gives the last good state of a workspace, kept while its
-/// state file is being rewritten.
+/// Reads a whole directory, from its `listing` when the walk that found it made one (else it is
+/// listed now). `previous` gives the last good state of a workspace, kept while its state file is
+/// being rewritten.
 pub(crate) fn read_directory(
     root: &Path,
     rel: &str,
+    listing: Option<Listing>,
     stream_above: u64,
     probe: &dyn Probe,
     previous: &dyn Fn(&str) -> Option<std::sync::Arc<crate::artifact::state::StateMeta>>,
 ) -> Result<Vec<WorkspaceEvidence>, DirError> {
-    let dir = discover::directory(root, rel);
-    let mut listing = Listing::of(&dir).map_err(|e| DirError {
-        path: rel.to_owned(),
-        kind: e.kind(),
-    })?;
+    let mut listing = match listing {
+        Some(listing) => listing,
+        None => Listing::of(&discover::directory(root, rel)).map_err(|e| DirError {
+            path: rel.to_owned(),
+            kind: e.kind(),
+        })?,
+    };
     if listing.terragrunt
         && let Some(cache) = &listing.terragrunt_cache
         && let Some(copy) = terragrunt_working_copy(cache)

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use super::Root;
 use super::discover::{DiscoverOptions, RootError, WalkProblem, discover_each};
 use super::liveness::Probe;
-use super::read::read_directory;
+use super::read::{Listing, read_directory};
 use crate::artifact::state::StateMeta;
 use crate::classify::{Policy, classify};
 use crate::model::ReasonCode;
@@ -61,9 +61,11 @@ impl Scanner {
             let reads = Mutex::new(Vec::new());
             let walked = rayon::scope(|scope| {
                 let reads = &reads;
-                discover_each(&root.path, &self.discover, &|rel| {
+                discover_each(&root.path, &self.discover, &|found| {
+                    // The walk's listing of the directory, so that it is not listed again.
+                    let (rel, listing) = (found.rel, Listing::from_entries(found.entries));
                     scope.spawn(move |_| {
-                        let read = self.read_dir(root, &rel, now, &|_| None);
+                        let read = self.read_listed(root, &rel, Some(listing), now, &|_| None);
                         if let Some(counter) = &self.progress {
                             counter.fetch_add(1, Ordering::Relaxed);
                         }
@@ -102,12 +104,26 @@ impl Scanner {
         now: DateTime<Utc>,
         previous: &dyn Fn(&str) -> Option<std::sync::Arc<StateMeta>>,
     ) -> Result<Vec<Workspace>, ScanProblem> {
+        self.read_listed(root, rel, None, now, previous)
+    }
+
+    /// `read_dir`, from the directory's `listing` when the walk made one.
+    fn read_listed(
+        &self,
+        root: &Root,
+        rel: &str,
+        listing: Option<Listing>,
+        now: DateTime<Utc>,
+        previous: &dyn Fn(&str) -> Option<std::sync::Arc<StateMeta>>,
+    ) -> Result<Vec<Workspace>, ScanProblem> {
         let found =
-            read_directory(&root.path, rel, self.stream_above, &*self.probe, previous).map_err(|e| ScanProblem {
-                root: root.label.clone(),
-                path: e.path.clone(),
-                kind: ProblemKind::DirectoryUnreadable,
-                message: e.to_string(),
+            read_directory(&root.path, rel, listing, self.stream_above, &*self.probe, previous).map_err(|e| {
+                ScanProblem {
+                    root: root.label.clone(),
+                    path: e.path.clone(),
+                    kind: ProblemKind::DirectoryUnreadable,
+                    message: e.to_string(),
+                }
             })?;
         Ok(found
             .into_iter()
