@@ -17,6 +17,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
+use crate::artifact::state::StateMeta;
 use crate::evidence::StateReading;
 use crate::model::{ReasonCode, Status};
 use crate::workspace::{Key, Known, ScanProblem, Update, Workspace};
@@ -40,7 +41,7 @@ pub struct Snapshot {
     pub updated_at: Option<DateTime<Utc>>,
     /// Shared with the snapshot before when a change left them alone (readiness, a root's
     /// readability): publishing such a change copies no key.
-    pub workspaces: Arc<BTreeMap<Key, Arc<Entry>>>,
+    pub workspaces: Arc<Workspaces>,
     /// Directories that could not be read, by (root, path).
     pub problems: BTreeMap<(String, String), ScanProblem>,
     pub last_full_scan: Option<DateTime<Utc>>,
@@ -49,6 +50,56 @@ pub struct Snapshot {
     /// Whether each root can be read, by root label: true while its directory exists and can be
     /// listed (the `iacwatch_root_up{root}` gauge).
     pub roots: BTreeMap<String, bool>,
+}
+
+/// The workspaces of a snapshot in key order (root, path, name). A sorted list of the records
+/// themselves, so the key is the record's own strings: no copy of them per workspace, no map
+/// nodes, and the next snapshot starts from a copy of the pointers only.
+#[derive(Debug, Default, Clone)]
+pub struct Workspaces {
+    entries: Vec<Arc<Entry>>,
+}
+
+impl Workspaces {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Every workspace, in key order.
+    pub fn values(&self) -> std::slice::Iter<'_, Arc<Entry>> {
+        self.entries.iter()
+    }
+
+    /// Every key, in order.
+    pub fn keys(&self) -> impl Iterator<Item = Key> + '_ {
+        self.entries.iter().map(|e| e.workspace.key())
+    }
+
+    pub fn get(&self, key: &Key) -> Option<&Arc<Entry>> {
+        self.find(key).ok().map(|at| &self.entries[at])
+    }
+
+    fn find(&self, key: &Key) -> Result<usize, usize> {
+        let wanted = (key.0.as_str(), key.1.as_str(), key.2.as_str());
+        self.entries.binary_search_by(|e| order(&e.workspace).cmp(&wanted))
+    }
+}
+
+impl std::ops::Index<&Key> for Workspaces {
+    type Output = Arc<Entry>;
+
+    fn index(&self, key: &Key) -> &Arc<Entry> {
+        self.get(key).expect("no workspace with this key")
+    }
+}
+
+/// A workspace's place in key order.
+fn order(ws: &Workspace) -> (&str, &str, &str) {
+    (&ws.root, &ws.path, &ws.name)
 }
 
 impl Known for Snapshot {
@@ -222,40 +273,49 @@ impl Writer {
         // on the reading threads between the buffers of the files they came from, and a small
         // record kept there would hold a page of freed buffers resident.
         let mut update = update;
-        let compacted: Vec<(Key, Workspace)> = std::mem::take(&mut update.workspaces)
+        let mut compacted: Vec<(Key, Workspace)> = std::mem::take(&mut update.workspaces)
             .into_iter()
-            .map(|ws| (ws.key(), ws.clone()))
+            .map(|ws| (ws.key(), kept_copy(&ws)))
             .collect();
+        if has_duplicates(&compacted) {
+            compacted = last_of_each(compacted);
+        }
         let mut next = (*self.current).clone();
-        let workspaces = Arc::make_mut(&mut next.workspaces);
+        let workspaces = &mut Arc::make_mut(&mut next.workspaces).entries;
         let mut applied = Applied::default();
         let in_scope = |root: &str, path: &str| root == update.root && update.scope.covers(path);
-        let found: BTreeSet<&Key> = compacted.iter().map(|(key, _)| key).collect();
-        let gone: Vec<Key> = workspaces
-            .keys()
-            .filter(|k| in_scope(&k.0, &k.1) && !found.contains(*k))
-            .cloned()
+        let found: BTreeSet<(&str, &str, &str)> = compacted
+            .iter()
+            .map(|(key, _)| (key.0.as_str(), key.1.as_str(), key.2.as_str()))
             .collect();
-        for key in gone {
-            if let Some(old) = workspaces.remove(&key) {
-                applied.transitions.push(Transition {
-                    at: now,
-                    since: now,
-                    id: old.workspace.id.clone(),
-                    key,
-                    from: Some(old.workspace.verdict.status),
-                    to: None,
-                    reasons: Vec::new(),
-                });
+        workspaces.retain(|old| {
+            let ws = &old.workspace;
+            if !in_scope(&ws.root, &ws.path) || found.contains(&order(ws)) {
+                return true;
             }
-        }
+            applied.transitions.push(Transition {
+                at: now,
+                since: now,
+                id: ws.id.clone(),
+                key: ws.key(),
+                from: Some(ws.verdict.status),
+                to: None,
+                reasons: Vec::new(),
+            });
+            false
+        });
         next.problems.retain(|(root, path), _| !in_scope(root, path));
         for problem in update.problems {
             next.problems
                 .insert((problem.root.clone(), problem.path.clone()), problem);
         }
+        let mut added = Vec::new();
+        let mut list = Workspaces {
+            entries: std::mem::take(workspaces),
+        };
         for (key, ws) in compacted {
-            let old = workspaces.get(&key);
+            let at = list.find(&key);
+            let old = at.ok().map(|at| &list.entries[at]);
             let prior = match old {
                 Some(_) => None,
                 None => self.previous.remove(&key),
@@ -271,7 +331,7 @@ impl Writer {
                 applied.transitions.push(Transition {
                     at: now,
                     since,
-                    key: key.clone(),
+                    key,
                     id: ws.id.clone(),
                     from,
                     to: Some(ws.verdict.status),
@@ -288,8 +348,18 @@ impl Writer {
                     });
                 }
             }
-            workspaces.insert(key, Arc::new(Entry { workspace: ws, since }));
+            let entry = Arc::new(Entry { workspace: ws, since });
+            match at {
+                Ok(at) => list.entries[at] = entry,
+                Err(_) => added.push(entry),
+            }
         }
+        if !added.is_empty() {
+            list.entries.append(&mut added);
+            list.entries
+                .sort_by(|a, b| order(&a.workspace).cmp(&order(&b.workspace)));
+        }
+        *workspaces = list.entries;
         next.updated_at = Some(now);
         if update.full {
             next.last_full_scan = Some(now);
@@ -297,6 +367,55 @@ impl Writer {
         self.publish(next);
         applied
     }
+}
+
+fn has_duplicates(batch: &[(Key, Workspace)]) -> bool {
+    let keys: BTreeSet<&Key> = batch.iter().map(|(key, _)| key).collect();
+    keys.len() != batch.len()
+}
+
+/// A batch that names a workspace more than once means its last reading.
+fn last_of_each(batch: Vec<(Key, Workspace)>) -> Vec<(Key, Workspace)> {
+    let mut seen = BTreeSet::new();
+    let mut kept: Vec<_> = batch
+        .into_iter()
+        .rev()
+        .filter(|(key, _)| seen.insert(key.clone()))
+        .collect();
+    kept.reverse();
+    kept
+}
+
+/// A copy of `ws` that shares nothing with it: the parsed state too is copied (once, where the
+/// evidence and the verdict share it), so no part of what the store keeps stays where the
+/// reading thread put it.
+fn kept_copy(ws: &Workspace) -> Workspace {
+    let mut copy = ws.clone();
+    let mut copied: Vec<(*const StateMeta, Arc<StateMeta>)> = Vec::new();
+    let mut own = |meta: &mut Arc<StateMeta>| {
+        let read = Arc::as_ptr(meta);
+        let fresh = match copied.iter().find(|(at, _)| *at == read) {
+            Some((_, fresh)) => fresh.clone(),
+            None => {
+                let fresh = Arc::new(StateMeta::clone(meta));
+                copied.push((read, fresh.clone()));
+                fresh
+            }
+        };
+        *meta = fresh;
+    };
+    if let Some(state) = &mut copy.evidence.state
+        && let StateReading::Parsed(meta) = &mut state.content
+    {
+        own(meta);
+    }
+    if let Some(meta) = &mut copy.evidence.previous_state {
+        own(meta);
+    }
+    if let Some(meta) = &mut copy.verdict.state {
+        own(meta);
+    }
+    copy
 }
 
 /// The unreadable artifacts of a workspace, as (path, kind).

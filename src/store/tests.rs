@@ -102,7 +102,7 @@ fn a_full_batch_replaces_the_root_and_an_incremental_one_only_its_scope() {
         ..update(Scope::Subtree(".".into()), vec![other], 4)
     });
     writer.apply(full(Vec::new(), 5));
-    let left: Vec<Key> = reader.snapshot().workspaces.keys().cloned().collect();
+    let left: Vec<Key> = reader.snapshot().workspaces.keys().collect();
     assert_eq!(left, [("s".to_owned(), "c".to_owned(), "default".to_owned())]);
 }
 
