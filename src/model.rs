@@ -269,7 +269,8 @@ impl fmt::Display for ReasonCode {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reason {
     pub code: ReasonCode,
-    pub message: String,
+    /// Shared: the store keeps one copy of each message however many workspaces give it.
+    pub message: std::sync::Arc<str>,
     /// Path of the artifact relative to the root, when the reason comes from one.
     pub artifact: Option<String>,
 }

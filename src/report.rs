@@ -276,7 +276,7 @@ impl WorkspaceView {
                 .iter()
                 .map(|r| ReasonView {
                     code: r.code.as_str(),
-                    message: r.message.clone(),
+                    message: r.message.to_string(),
                     artifact: r.artifact.clone(),
                     explains: r.code.explains(v.status),
                 })

@@ -98,7 +98,7 @@ impl<'a> Classification<'a> {
     fn hold(&mut self, code: ReasonCode, message: String, artifact: Option<&str>) {
         self.reasons.push(Reason {
             code,
-            message,
+            message: message.into(),
             artifact: artifact.map(str::to_owned),
         });
     }

@@ -153,6 +153,38 @@ pub struct Writer {
     publish: watch::Sender<Arc<Snapshot>>,
     /// The status and `since` of each workspace before a restart, until it is first seen.
     previous: BTreeMap<Key, (Status, DateTime<Utc>)>,
+    /// One copy of each reason message the kept workspaces give.
+    messages: Messages,
+}
+
+/// The reason messages of the kept workspaces, each once: most workspaces give one of a few
+/// hundred ("no state file", "state has 6 managed resource instances").
+#[derive(Debug, Default)]
+struct Messages {
+    known: std::collections::HashSet<Arc<str>>,
+    /// How many were known after the last sweep of those no workspace gives any more.
+    swept: usize,
+}
+
+impl Messages {
+    fn share(&mut self, message: &mut Arc<str>) {
+        match self.known.get(&**message) {
+            Some(known) => *message = known.clone(),
+            None => {
+                let owned: Arc<str> = Arc::from(&**message);
+                self.known.insert(owned.clone());
+                *message = owned;
+            }
+        }
+    }
+
+    /// Forgets the messages only this set still holds, once it has doubled since the last time.
+    fn sweep(&mut self) {
+        if self.known.len() > 2 * self.swept + 1024 {
+            self.known.retain(|m| Arc::strong_count(m) > 1);
+            self.swept = self.known.len();
+        }
+    }
 }
 
 /// A handle to read the current snapshot; cheap to clone and to ask.
@@ -192,6 +224,7 @@ impl Writer {
             current,
             publish,
             previous: BTreeMap::new(),
+            messages: Messages::default(),
         }
     }
 
@@ -275,7 +308,7 @@ impl Writer {
         let mut update = update;
         let mut compacted: Vec<(Key, Workspace)> = std::mem::take(&mut update.workspaces)
             .into_iter()
-            .map(|ws| (ws.key(), kept_copy(&ws)))
+            .map(|ws| (ws.key(), kept_copy(&ws, &mut self.messages)))
             .collect();
         if has_duplicates(&compacted) {
             compacted = last_of_each(compacted);
@@ -360,6 +393,7 @@ impl Writer {
                 .sort_by(|a, b| order(&a.workspace).cmp(&order(&b.workspace)));
         }
         *workspaces = list.entries;
+        self.messages.sweep();
         next.updated_at = Some(now);
         if update.full {
             next.last_full_scan = Some(now);
@@ -388,9 +422,12 @@ fn last_of_each(batch: Vec<(Key, Workspace)>) -> Vec<(Key, Workspace)> {
 
 /// A copy of `ws` that shares nothing with it: the parsed state too is copied (once, where the
 /// evidence and the verdict share it), so no part of what the store keeps stays where the
-/// reading thread put it.
-fn kept_copy(ws: &Workspace) -> Workspace {
+/// reading thread put it. Its reason messages are the store's shared ones.
+fn kept_copy(ws: &Workspace, messages: &mut Messages) -> Workspace {
     let mut copy = ws.clone();
+    for reason in &mut copy.verdict.reasons {
+        messages.share(&mut reason.message);
+    }
     let mut copied: Vec<(*const StateMeta, Arc<StateMeta>)> = Vec::new();
     let mut own = |meta: &mut Arc<StateMeta>| {
         let read = Arc::as_ptr(meta);

@@ -281,3 +281,57 @@ fn after_a_restart_a_workspace_in_its_recorded_status_keeps_its_since_and_makes_
     );
     assert!(writer.unseen(at(7)).transitions.is_empty(), "reported once");
 }
+
+#[test]
+fn workspaces_stay_in_key_order_and_a_batch_naming_one_twice_keeps_the_last() {
+    let mut writer = Writer::new();
+    let reader = writer.reader();
+    writer.apply(full(vec![ws("c", Some(1)), ws("a", None)], 1));
+    let applied = writer.apply(update(dirs(&["b"]), vec![ws("b", None), ws("b", Some(3))], 2));
+    assert_eq!(paths(&reader), ["a", "b", "c"]);
+    let snapshot = reader.snapshot();
+    assert_eq!(snapshot.workspaces[&key("b")].workspace.verdict.status, Status::Active);
+    assert_eq!(applied.transitions.len(), 1, "{:?}", applied.transitions);
+    assert_eq!(applied.transitions[0].to, Some(Status::Active));
+    assert!(snapshot.workspaces.get(&key("d")).is_none());
+}
+
+#[test]
+fn kept_workspaces_share_one_copy_of_a_message_and_own_their_state() {
+    let mut writer = Writer::new();
+    let reader = writer.reader();
+    let (a, b) = (ws("a", Some(2)), ws("b", Some(2)));
+    let read_state = match &a.evidence.state.as_ref().unwrap().content {
+        StateReading::Parsed(meta) => meta.clone(),
+        other => panic!("{other:?}"),
+    };
+    writer.apply(full(vec![a, b], 1));
+    let snapshot = reader.snapshot();
+    let message = |path: &str| {
+        snapshot.workspaces[&key(path)].workspace.verdict.reasons[0]
+            .message
+            .clone()
+    };
+    assert_eq!(message("a"), message("b"));
+    assert!(
+        Arc::ptr_eq(&message("a"), &message("b")),
+        "one copy of the same message"
+    );
+    let kept = snapshot.workspaces[&key("a")].workspace.verdict.state.clone().unwrap();
+    assert_eq!(*kept, *read_state);
+    assert!(
+        !Arc::ptr_eq(&kept, &read_state),
+        "the kept state is the store's own copy"
+    );
+    match &snapshot.workspaces[&key("a")]
+        .workspace
+        .evidence
+        .state
+        .as_ref()
+        .unwrap()
+        .content
+    {
+        StateReading::Parsed(meta) => assert!(Arc::ptr_eq(meta, &kept), "evidence and verdict still share it"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -370,7 +370,7 @@ mod tests {
     fn message(w: &Workspace, code: ReasonCode) -> &str {
         let reason = w.verdict.reasons.iter().find(|r| r.code == code);
         reason
-            .map(|r| r.message.as_str())
+            .map(|r| &*r.message)
             .unwrap_or_else(|| panic!("no {code} in {:?}", codes(w)))
     }
 
@@ -535,10 +535,7 @@ mod tests {
         assert_eq!(bucket_state_key(&found.evidence), Some("prod/app/terraform.tfstate"));
         // The state was looked for in the bucket: not "out of sight", just not written yet.
         let no_state = found.verdict.reasons.iter().find(|r| r.code == ReasonCode::NoState);
-        assert_eq!(
-            no_state.map(|r| r.message.as_str()),
-            Some("no state object in the bucket yet")
-        );
+        assert_eq!(no_state.map(|r| &*r.message), Some("no state object in the bucket yet"));
         assert!(
             !codes(&found).contains(&ReasonCode::RemoteStateNotVisible),
             "{:?}",
