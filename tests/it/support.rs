@@ -6,7 +6,7 @@
 #![allow(dead_code, reason = "each test module uses its own subset of the helpers")]
 
 mod http;
-pub use http::{free_port, http_get, http_request, url_encode};
+pub use http::{free_port, free_ports, http_get, http_request, url_encode};
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};

@@ -12,7 +12,7 @@ use futures_util::{StreamExt, stream};
 use iacwatch::source::s3::{AwsEnvironment, RemoteSettings, S3Client, S3Root};
 use tempfile::TempDir;
 
-use crate::support::{Daemon, converge, eventually, free_port, http_request, repo, tool};
+use crate::support::{Daemon, converge, eventually, free_port, free_ports, http_request, repo, tool};
 
 pub const ACCESS_KEY: &str = "iacwatch-test-key";
 /// The servers' secret: it must never appear in anything iacwatch says.
@@ -64,7 +64,7 @@ impl SeaweedFs {
         let weed = tool("remote/bin/weed")?;
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("data")).unwrap();
-        let ports: Vec<u16> = WEED_PORTS.iter().map(|_| free_port()).collect();
+        let ports = free_ports(WEED_PORTS.len());
         let s3_port = ports[WEED_PORTS.iter().position(|p| *p == "s3.port").unwrap()];
         let mut server = SeaweedFs {
             child: None,
