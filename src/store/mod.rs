@@ -167,6 +167,8 @@ struct Messages {
 }
 
 impl Messages {
+    /// Points `message` at the store's copy of its text, made now (not the reading thread's) when
+    /// it is new.
     fn share(&mut self, message: &mut Arc<str>) {
         match self.known.get(&**message) {
             Some(known) => *message = known.clone(),
@@ -310,20 +312,27 @@ impl Writer {
             .into_iter()
             .map(|ws| (ws.key(), kept_copy(&ws, &mut self.messages)))
             .collect();
-        if has_duplicates(&compacted) {
-            compacted = last_of_each(compacted);
-        }
+        // In key order, each workspace once: a batch that names one twice means its last reading.
+        compacted.sort_by(|a, b| a.0.cmp(&b.0));
+        compacted.dedup_by(|later, earlier| {
+            let same = later.0 == earlier.0;
+            if same {
+                std::mem::swap(later, earlier);
+            }
+            same
+        });
         let mut next = (*self.current).clone();
         let workspaces = &mut Arc::make_mut(&mut next.workspaces).entries;
         let mut applied = Applied::default();
         let in_scope = |root: &str, path: &str| root == update.root && update.scope.covers(path);
-        let found: BTreeSet<(&str, &str, &str)> = compacted
-            .iter()
-            .map(|(key, _)| (key.0.as_str(), key.1.as_str(), key.2.as_str()))
-            .collect();
+        let found = |ws: &Workspace| {
+            compacted
+                .binary_search_by(|(key, _)| (key.0.as_str(), key.1.as_str(), key.2.as_str()).cmp(&order(ws)))
+                .is_ok()
+        };
         workspaces.retain(|old| {
             let ws = &old.workspace;
-            if !in_scope(&ws.root, &ws.path) || found.contains(&order(ws)) {
+            if !in_scope(&ws.root, &ws.path) || found(ws) {
                 return true;
             }
             applied.transitions.push(Transition {
@@ -401,23 +410,6 @@ impl Writer {
         self.publish(next);
         applied
     }
-}
-
-fn has_duplicates(batch: &[(Key, Workspace)]) -> bool {
-    let keys: BTreeSet<&Key> = batch.iter().map(|(key, _)| key).collect();
-    keys.len() != batch.len()
-}
-
-/// A batch that names a workspace more than once means its last reading.
-fn last_of_each(batch: Vec<(Key, Workspace)>) -> Vec<(Key, Workspace)> {
-    let mut seen = BTreeSet::new();
-    let mut kept: Vec<_> = batch
-        .into_iter()
-        .rev()
-        .filter(|(key, _)| seen.insert(key.clone()))
-        .collect();
-    kept.reverse();
-    kept
 }
 
 /// A copy of `ws` that shares nothing with it: the parsed state too is copied (once, where the

@@ -135,9 +135,9 @@ pub(crate) fn discover_each(
     let problems = Mutex::new(Vec::new());
     // The root's own entries first, one level deep; then each subdirectory in parallel.
     let subdirs = walk(root, root, Some(1), options, each, &problems);
-    subdirs
-        .par_iter()
-        .for_each(|dir| walk_from(root, dir.clone(), options, each, &problems));
+    subdirs.par_iter().for_each(|dir| {
+        walk(root, dir, None, options, each, &problems);
+    });
     let mut problems = problems.into_inner().unwrap_or_default();
     problems.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(problems)
@@ -248,17 +248,6 @@ fn walk(
     );
     problems.lock().unwrap_or_else(|e| e.into_inner()).extend(walk.errors);
     walk.below_start
-}
-
-/// `walk` from a directory directly below the root, all the way down.
-fn walk_from(
-    root: &Path,
-    dir: PathBuf,
-    options: &DiscoverOptions,
-    found: &(dyn Fn(Found<'_>) + Sync),
-    problems: &Mutex<Vec<WalkProblem>>,
-) {
-    walk(root, &dir, None, options, found, problems);
 }
 
 struct Walk<'a> {

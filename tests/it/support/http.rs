@@ -74,7 +74,6 @@ pub fn url_encode(value: &str) -> String {
     out
 }
 
-/// A loopback port that was free a moment ago, for a program that must be told its port.
 /// `n` distinct free loopback ports: each listener is held until all are picked, so the kernel
 /// cannot hand the same port out twice (a server given one port twice dies at start).
 pub fn free_ports(n: usize) -> Vec<u16> {
@@ -84,6 +83,7 @@ pub fn free_ports(n: usize) -> Vec<u16> {
     held.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
+/// A loopback port that was free a moment ago, for a program that must be told its port.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
