@@ -45,3 +45,8 @@ pub mod wrapper;
 
 #[cfg(test)]
 mod layers;
+
+/// The unit tests allocate as the binary does: the store's kept records apart (`store::kept`).
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: store::kept::Allocator = store::kept::Allocator;

@@ -7,6 +7,10 @@ use iacwatch::cli::{self, Stop};
 use iacwatch::command::{self, Exit};
 use iacwatch::config::Config;
 
+/// The records the store keeps are allocated apart from everything else (`store::kept`).
+#[global_allocator]
+static ALLOCATOR: iacwatch::store::kept::Allocator = iacwatch::store::kept::Allocator;
+
 fn main() -> ExitCode {
     let cli = match cli::parse(std::env::args_os()) {
         Ok(cli) => cli,
