@@ -336,7 +336,7 @@ mod tests {
     }
 
     #[test]
-    fn a_chunk_nothing_is_alive_in_is_given_back_and_used_again() {
+    fn a_chunk_nothing_is_alive_in_is_given_back() {
         // Fill and drop many chunks' worth; the chunks held come back down (other tests may be
         // keeping at the same time, so the bound is loose).
         for _ in 0..100 {
