@@ -371,6 +371,70 @@ pub fn document<'a>(
     }
 }
 
+/// Writes `doc` as `serde_json::to_writer_pretty` does, byte for byte, with the workspaces
+/// rendered on every thread of the pool: on a large tree the one document is otherwise the
+/// single-threaded end of a scan.
+pub fn write_pretty(doc: &mut WorkspacesDocument, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    /// The workspaces' key in a document whose list is empty, as the pretty printer writes it.
+    const EMPTY: &[u8] = b"\"workspaces\": []";
+    /// Workspaces rendered together, one buffer a chunk.
+    const CHUNK: usize = 256;
+    // The document without its workspaces (put back below), so that everything around them is
+    // written by the pretty printer itself.
+    let workspaces = std::mem::take(&mut doc.workspaces);
+    let shell = serde_json::to_vec_pretty(doc);
+    doc.workspaces = workspaces;
+    let shell = shell?;
+    // The first occurrence: only the time and the counts come before it, and neither can hold it.
+    let Some(at) = shell.windows(EMPTY.len()).position(|w| w == EMPTY) else {
+        return Err(std::io::Error::other("the document's shape is not the expected one"));
+    };
+    if doc.workspaces.is_empty() {
+        return out.write_all(&shell);
+    }
+    use rayon::prelude::*;
+    let chunks: Vec<std::io::Result<Vec<u8>>> = doc
+        .workspaces
+        .par_chunks(CHUNK)
+        .map(|chunk| {
+            let mut buf = Vec::new();
+            for (i, ws) in chunk.iter().enumerate() {
+                if i > 0 {
+                    buf.extend_from_slice(b",\n");
+                }
+                buf.extend_from_slice(&indented(&serde_json::to_vec_pretty(ws)?));
+            }
+            Ok(buf)
+        })
+        .collect();
+    out.write_all(&shell[..at])?;
+    out.write_all(b"\"workspaces\": [\n")?;
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",\n")?;
+        }
+        out.write_all(&chunk?)?;
+    }
+    out.write_all(b"\n  ]")?;
+    out.write_all(&shell[at + EMPTY.len()..])
+}
+
+/// `json` (pretty-printed from depth 0) indented by four spaces, its first line too, as an
+/// element of the document's list. Every line break of pretty JSON is its own: a string holds a
+/// line break only escaped.
+fn indented(json: &[u8]) -> Vec<u8> {
+    let pad = b"    ";
+    let mut out = Vec::with_capacity(json.len() + json.len() / 8);
+    out.extend_from_slice(pad);
+    for line in json.split_inclusive(|&b| b == b'\n') {
+        out.extend_from_slice(line);
+        if line.ends_with(b"\n") {
+            out.extend_from_slice(pad);
+        }
+    }
+    out
+}
+
 /// ANSI colour of a status on a terminal.
 fn colour(status: Status) -> &'static str {
     match status {
@@ -519,5 +583,68 @@ mod tests {
             "{table}"
         );
         assert!(!table.contains("::"), "{table}");
+    }
+    /// A workspace at `path` with a state of `resources`, whose lineage holds what a JSON string
+    /// escapes (a quote, a backslash, a line break) and non-ASCII.
+    fn workspace(path: &str, resources: u64) -> Workspace {
+        use crate::artifact::state::StateMeta;
+        use crate::classify::{Policy, classify};
+        use crate::evidence::{Artifact, Evidence, StateReading};
+        use chrono::TimeZone;
+        let at = Utc.with_ymd_and_hms(2026, 11, 29, 10, 0, 0).unwrap();
+        let evidence = Evidence {
+            state: Some(Artifact {
+                path: format!("{path}/terraform.tfstate"),
+                modified: at,
+                content: StateReading::Parsed(std::sync::Arc::new(StateMeta {
+                    version: Some(4),
+                    serial: Some(resources),
+                    lineage: Some("l\"\\\n\u{e9}".into()),
+                    terraform_version: None,
+                    resources: Some(resources),
+                    tainted: 0,
+                    encrypted: false,
+                })),
+            }),
+            ..Evidence::default()
+        };
+        let verdict = classify(&evidence, at, &Policy::default());
+        Workspace {
+            id: crate::workspace::workspace_id("r", path, "default"),
+            root: "r".into(),
+            path: path.into(),
+            name: "default".into(),
+            evidence,
+            verdict,
+        }
+    }
+
+    #[test]
+    fn the_document_written_on_every_thread_is_serde_jsons_pretty_document_byte_for_byte() {
+        let problems = [ScanProblem {
+            root: "r".into(),
+            path: "a/\"b\"".into(),
+            kind: ProblemKind::DirectoryUnreadable,
+            message: "cannot be read\n(permission denied)".into(),
+        }];
+        // None, one, and more than one chunk's worth with a short last chunk.
+        for n in [0, 1, 2, 256, 257, 600] {
+            for problems in [&problems[..0], &problems[..]] {
+                let workspaces: Vec<Workspace> = (0..n).map(|i| workspace(&format!("ws-{i}"), i as u64)).collect();
+                let views = workspaces.iter().map(|w| WorkspaceView::new(w, None));
+                let counts = Counts::of(workspaces.iter().map(|w| w.verdict.status));
+                let mut doc = document(Utc::now(), counts, views, problems);
+                let mut written = Vec::new();
+                write_pretty(&mut doc, &mut written).unwrap();
+                let expected = serde_json::to_vec_pretty(&doc).unwrap();
+                assert_eq!(
+                    String::from_utf8(written).unwrap(),
+                    String::from_utf8(expected).unwrap(),
+                    "{n} workspaces, {} errors",
+                    problems.len()
+                );
+                assert_eq!(doc.workspaces.len(), n, "the workspaces are put back");
+            }
+        }
     }
 }

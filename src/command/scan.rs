@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::Context;
 use chrono::Utc;
+use rayon::prelude::*;
 
 use super::Exit;
 use crate::config::{Format, ScanConfig};
@@ -46,13 +47,15 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write) -> anyhow::Result<Exit> {
         .workspaces
         .iter()
         .any(|w| config.fail_on.contains(&w.verdict.status));
-    let shown = result
+    // The views on every thread (in order): on a large tree they are a part of the scan's end.
+    let shown: Vec<WorkspaceView> = result
         .workspaces
-        .iter()
+        .par_iter()
         .filter(|w| config.status.is_empty() || config.status.contains(&w.verdict.status))
-        .map(|w| WorkspaceView::new(w, None));
-    let doc = report::document(generated_at, counts, shown, &result.problems);
-    match write(config, &doc, out) {
+        .map(|w| WorkspaceView::new(w, None))
+        .collect();
+    let mut doc = report::document(generated_at, counts, shown, &result.problems);
+    match write(config, &mut doc, out) {
         // The reader has gone (`| head`): end quietly; the gate still answers with its code.
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {}
         other => other.context("writing the output")?,
@@ -112,12 +115,12 @@ fn scan_remote(config: &ScanConfig, result: &mut ScanResult) -> anyhow::Result<V
     Ok(remote.down)
 }
 
-fn write(config: &ScanConfig, doc: &WorkspacesDocument, out: &mut dyn Write) -> std::io::Result<()> {
+fn write(config: &ScanConfig, doc: &mut WorkspacesDocument, out: &mut dyn Write) -> std::io::Result<()> {
     match config.format {
         Format::Json => {
             // Buffered here: a locked stdout is line-buffered, one write(2) a line of the output.
             let mut buffered = std::io::BufWriter::with_capacity(1 << 16, &mut *out);
-            serde_json::to_writer_pretty(&mut buffered, doc)?;
+            report::write_pretty(doc, &mut buffered)?;
             writeln!(buffered)?;
             buffered.flush()?;
         }
