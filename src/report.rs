@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use rayon::prelude::*;
 use serde::{Serialize, Serializer};
 
 use crate::classify::LockState;
@@ -392,7 +393,6 @@ pub fn write_pretty(doc: &mut WorkspacesDocument, out: &mut dyn std::io::Write) 
     if doc.workspaces.is_empty() {
         return out.write_all(&shell);
     }
-    use rayon::prelude::*;
     let chunks: Vec<std::io::Result<Vec<u8>>> = doc
         .workspaces
         .par_chunks(CHUNK)
@@ -584,6 +584,7 @@ mod tests {
         );
         assert!(!table.contains("::"), "{table}");
     }
+
     /// A workspace at `path` with a state of `resources`, whose lineage holds what a JSON string
     /// escapes (a quote, a backslash, a line break) and non-ASCII.
     fn workspace(path: &str, resources: u64) -> Workspace {
